@@ -1,0 +1,82 @@
+import type * as tf from '@tensorflow/tfjs';
+import { Vocabulary } from '../text/vocabulary';
+import { BundleError, validateManifest, type BundleManifest } from './manifest';
+import { loadLayersModel } from './model-io';
+import type { BundleSource } from './source';
+
+export interface LoadedBundle {
+  manifest: BundleManifest;
+  encoder: tf.LayersModel;
+  decoder: tf.LayersModel;
+  vocabulary: Vocabulary;
+  /** Bytes of every file read (manifest, vocabulary, model.json files and shards). */
+  bytes: number;
+}
+
+/** Reads and cross-checks a bundle; every mismatch is a BundleError that says what does not fit. */
+export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
+  let bytes = 0;
+  const counted: BundleSource = {
+    description: source.description,
+    read: async (p) => {
+      const b = await source.read(p);
+      bytes += b.byteLength;
+      return b;
+    },
+  };
+  const readJson = async (path: string): Promise<unknown> => {
+    let raw: Uint8Array;
+    try {
+      raw = await counted.read(path);
+    } catch (e) {
+      throw new BundleError(`cannot read ${path} from ${source.description}: ${(e as Error).message}`);
+    }
+    try {
+      return JSON.parse(new TextDecoder().decode(raw));
+    } catch {
+      throw new BundleError(`${path} is not valid JSON`);
+    }
+  };
+  const manifest = validateManifest(await readJson('manifest.json'));
+  const vocabulary = (() => {
+    const p = readJson(manifest.vocabulary.path);
+    return p.then((j) => {
+      try {
+        return Vocabulary.fromJSON(j);
+      } catch (e) {
+        throw new BundleError(`${manifest.vocabulary.path}: ${(e as Error).message}`);
+      }
+    });
+  })();
+  const load = async (path: string, what: string) => {
+    try {
+      return await loadLayersModel(counted, path);
+    } catch (e) {
+      throw new BundleError(`cannot load the ${what} from ${path}: ${(e as Error).message}`);
+    }
+  };
+  const [vocab, encoder, decoder] = await Promise.all([vocabulary, load(manifest.encoder.modelPath, 'encoder'), load(manifest.decoder.modelPath, 'decoder')]);
+  checkShapes(manifest, vocab, encoder, decoder);
+  return { manifest, encoder, decoder, vocabulary: vocab, bytes };
+}
+
+function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tf.LayersModel, decoder: tf.LayersModel): void {
+  const problems: string[] = [];
+  const encIn = encoder.inputs[0].shape;
+  const encOut = encoder.outputs[0].shape;
+  if (encIn[1] !== m.encoder.inputSize || encIn[2] !== m.encoder.inputSize || encIn[3] !== 3) {
+    problems.push(`encoder input is ${JSON.stringify(encIn)}, manifest says ${m.encoder.inputSize}×${m.encoder.inputSize}×3`);
+  }
+  if (encOut[encOut.length - 1] !== m.encoder.featureSize) {
+    problems.push(`encoder output has ${encOut[encOut.length - 1]} features, manifest says ${m.encoder.featureSize}`);
+  }
+  const featIn = decoder.inputs.find((i) => i.name.startsWith('features'))?.shape;
+  if (!featIn || featIn[1] !== m.encoder.featureSize) {
+    problems.push(`decoder takes ${featIn?.[1] ?? '?'} features, encoder gives ${m.encoder.featureSize}`);
+  }
+  const outV = decoder.outputs[0].shape[2];
+  if (outV !== m.decoder.vocabSize || vocab.size !== m.decoder.vocabSize) {
+    problems.push(`vocabulary sizes disagree: manifest ${m.decoder.vocabSize}, vocab.json ${vocab.size}, decoder output ${outV}`);
+  }
+  if (problems.length) throw new BundleError(problems.join('; '));
+}

@@ -1,0 +1,111 @@
+/**
+ * The model bundle's manifest: the one contract between the offline pipeline and the worker.
+ * A bundle is a folder: manifest.json, encoder/model.json + shards, decoder/model.json + shards,
+ * vocab.json. Weight files are plain tfjs-layers artifacts (quantized with tfjs's own
+ * `weightsManifest[].weights[].quantization`), so stock tfjs can load them too.
+ */
+export const BUNDLE_FORMAT = 'edge-captioner-bundle';
+export const BUNDLE_FORMAT_VERSION = 1;
+
+export type Quantization = 'none' | 'float16' | 'uint8';
+export const QUANTIZATIONS: readonly Quantization[] = ['none', 'float16', 'uint8'];
+
+export interface Normalization {
+  /** Channel order the encoder expects. */
+  channelOrder: 'rgb' | 'bgr';
+  /** Per-channel value subtracted from pixels in 0..255, in the encoder's channel order. */
+  mean: [number, number, number];
+  /** Per-channel divisor applied after the subtraction. */
+  std: [number, number, number];
+}
+
+export interface EncoderSpec {
+  architecture: 'compact-vgg16' | 'tfjs-layers';
+  /** Path of the tfjs-layers model.json, relative to the manifest. */
+  modelPath: string;
+  inputSize: number;
+  normalization: Normalization;
+  featureSize: number;
+  widthMultiplier?: number;
+  params?: number;
+  flops?: number;
+}
+
+export interface DecoderSpec {
+  architecture: 'lstm-init-inject';
+  modelPath: string;
+  vocabSize: number;
+  embeddingSize: number;
+  units: number;
+  maxLength: number;
+}
+
+export interface BundleManifest {
+  format: typeof BUNDLE_FORMAT;
+  formatVersion: number;
+  id: string;
+  version: string;
+  createdAt: string;
+  description?: string;
+  encoder: EncoderSpec;
+  decoder: DecoderSpec;
+  vocabulary: { path: string; specialTokens: { pad: string; start: string; end: string; unknown: string } };
+  quantization: Quantization;
+  /** Free-form provenance: data, commands, run ids. */
+  training?: Record<string, unknown>;
+  /** Dev-split metrics, e.g. { greedy: { bleu4, ciderD }, beam3: {…} }. */
+  metrics?: Record<string, unknown>;
+  limits?: string[];
+}
+
+export class BundleError extends Error {
+  constructor(message: string) {
+    super(`model bundle: ${message}`);
+    this.name = 'BundleError';
+  }
+}
+
+type Check = [ok: boolean, problem: string];
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const posInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
+const str = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+const triple = (v: unknown): boolean => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+
+/** Validates a parsed manifest; throws a BundleError naming every field that does not fit. */
+export function validateManifest(json: unknown): BundleManifest {
+  if (!isObj(json)) throw new BundleError('manifest.json is not a JSON object');
+  if (json.format !== BUNDLE_FORMAT) throw new BundleError(`manifest.format must be '${BUNDLE_FORMAT}', got ${JSON.stringify(json.format)}`);
+  if (json.formatVersion !== BUNDLE_FORMAT_VERSION) {
+    throw new BundleError(`manifest.formatVersion ${JSON.stringify(json.formatVersion)} is not supported (this code reads version ${BUNDLE_FORMAT_VERSION})`);
+  }
+  const e = isObj(json.encoder) ? json.encoder : {};
+  const d = isObj(json.decoder) ? json.decoder : {};
+  const v = isObj(json.vocabulary) ? json.vocabulary : {};
+  const n = isObj(e.normalization) ? e.normalization : {};
+  const checks: Check[] = [
+    [str(json.id), 'id must be a non-empty string'],
+    [str(json.version), 'version must be a non-empty string'],
+    [isObj(json.encoder), 'encoder must be an object'],
+    [e.architecture === 'compact-vgg16' || e.architecture === 'tfjs-layers', "encoder.architecture must be 'compact-vgg16' or 'tfjs-layers'"],
+    [str(e.modelPath), 'encoder.modelPath must be a path'],
+    [posInt(e.inputSize), 'encoder.inputSize must be a positive integer'],
+    [posInt(e.featureSize), 'encoder.featureSize must be a positive integer'],
+    [n.channelOrder === 'rgb' || n.channelOrder === 'bgr', "encoder.normalization.channelOrder must be 'rgb' or 'bgr'"],
+    [triple(n.mean), 'encoder.normalization.mean must be 3 numbers'],
+    [triple(n.std) && (n.std as number[]).every((x) => x !== 0), 'encoder.normalization.std must be 3 non-zero numbers'],
+    [isObj(json.decoder), 'decoder must be an object'],
+    [d.architecture === 'lstm-init-inject', "decoder.architecture must be 'lstm-init-inject'"],
+    [str(d.modelPath), 'decoder.modelPath must be a path'],
+    [posInt(d.vocabSize), 'decoder.vocabSize must be a positive integer'],
+    [posInt(d.embeddingSize), 'decoder.embeddingSize must be a positive integer'],
+    [posInt(d.units), 'decoder.units must be a positive integer'],
+    [posInt(d.maxLength) && (d.maxLength as number) >= 2, 'decoder.maxLength must be an integer ≥ 2'],
+    [str(v.path), 'vocabulary.path must be a path'],
+    [isObj(v.specialTokens), 'vocabulary.specialTokens must be an object'],
+    [QUANTIZATIONS.includes(json.quantization as Quantization), `quantization must be one of ${QUANTIZATIONS.join(', ')}`],
+  ];
+  const problems = checks.filter(([ok]) => !ok).map(([, p]) => p);
+  if (problems.length) throw new BundleError(`invalid manifest.json: ${problems.join('; ')}`);
+  return json as unknown as BundleManifest;
+}

@@ -1,0 +1,57 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Quantization } from './manifest';
+import { quantizeWeights } from './quantize';
+import { dirname, joinPath, type BundleSource } from './source';
+
+/** Serialises a layers model to `<dir>/model.json` + `<dir>/weights.bin` (quantized as asked). */
+export async function serializeLayersModel(model: tf.LayersModel, dir: string, quantization: Quantization): Promise<Map<string, Uint8Array>> {
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!artifacts?.weightSpecs || !artifacts.weightData) throw new Error('model.save produced no weights');
+  const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  const q = quantizeWeights(artifacts.weightSpecs, weightData, quantization);
+  const modelJson = {
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    convertedBy: 'edge-captioner export',
+    modelTopology: artifacts.modelTopology,
+    weightsManifest: [{ paths: ['weights.bin'], weights: q.specs }],
+  };
+  return new Map([
+    [joinPath(dir, 'model.json'), new TextEncoder().encode(JSON.stringify(modelJson))],
+    [joinPath(dir, 'weights.bin'), new Uint8Array(q.data)],
+  ]);
+}
+
+/** Loads a tfjs-layers model.json (and its shards, relative to it) from a bundle source. */
+export async function loadLayersModel(source: BundleSource, modelPath: string): Promise<tf.LayersModel> {
+  const handler: tf.io.IOHandler = {
+    load: async () => {
+      const json = JSON.parse(new TextDecoder().decode(await source.read(modelPath))) as tf.io.ModelJSON;
+      if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+        throw new Error(`${modelPath} is not a tfjs-layers model.json (no modelTopology / weightsManifest)`);
+      }
+      const dir = dirname(modelPath);
+      const specs: tf.io.WeightsManifestEntry[] = [];
+      const buffers: Uint8Array[] = [];
+      for (const group of json.weightsManifest) {
+        specs.push(...group.weights);
+        for (const p of group.paths) buffers.push(await source.read(joinPath(dir, p)));
+      }
+      const total = buffers.reduce((a, b) => a + b.byteLength, 0);
+      const data = new Uint8Array(total);
+      let o = 0;
+      for (const b of buffers) {
+        data.set(b, o);
+        o += b.byteLength;
+      }
+      return { modelTopology: json.modelTopology, weightSpecs: specs, weightData: data.buffer, format: json.format };
+    },
+  };
+  return tf.loadLayersModel(handler);
+}

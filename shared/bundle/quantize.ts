@@ -1,0 +1,104 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Quantization } from './manifest';
+
+type WeightSpec = tf.io.WeightsManifestEntry;
+
+/**
+ * Quantizes float32 weights the way tfjs's converter does, so `tf.io.decodeWeights` (and so any
+ * tfjs loader) reads them back: uint8 affine per tensor (value = q · scale + min), or float16.
+ */
+export function quantizeWeights(
+  specs: WeightSpec[],
+  data: ArrayBuffer,
+  mode: Quantization,
+): { specs: WeightSpec[]; data: ArrayBuffer } {
+  if (mode === 'none') return { specs, data };
+  const outSpecs: WeightSpec[] = [];
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const spec of specs) {
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    const bytes = n * 4;
+    if (spec.dtype !== 'float32') {
+      // Integer weights (none in our models today) pass through unchanged.
+      chunks.push(new Uint8Array(data, offset, bytes));
+      outSpecs.push(spec);
+    } else {
+      const values = new Float32Array(data.slice(offset, offset + bytes));
+      if (mode === 'uint8') {
+        const { q, min, scale } = toUint8(values);
+        chunks.push(q);
+        outSpecs.push({ ...spec, quantization: { dtype: 'uint8', min, scale, original_dtype: 'float32' } });
+      } else {
+        chunks.push(new Uint8Array(toFloat16(values).buffer));
+        outSpecs.push({ ...spec, quantization: { dtype: 'float16', original_dtype: 'float32' } });
+      }
+    }
+    offset += bytes;
+  }
+  const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return { specs: outSpecs, data: out.buffer };
+}
+
+function toUint8(values: Float32Array): { q: Uint8Array; min: number; scale: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!Number.isFinite(min)) min = max = 0;
+  const scale = max > min ? (max - min) / 255 : 1;
+  const q = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) q[i] = Math.round((values[i] - min) / scale);
+  return { q, min, scale };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → IEEE half, round to nearest even; overflow to ±Infinity, tiny values to subnormals. */
+export function toFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    f32[0] = values[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rem > half || (rem === half && h & 1)) h++;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+    out[i] = sign | h;
+  }
+  return out;
+}

@@ -1,0 +1,164 @@
+import * as tf from '@tensorflow/tfjs';
+import { decodeStep, initialState, type DecoderWeights, type LstmState } from '../models/decoder-ops';
+
+/** One decoded caption as token ids (without `<start>`/`<end>`). */
+export interface Hypothesis {
+  tokens: number[];
+  /** Sum of the tokens' log-probabilities, `<end>` included when the caption finished. */
+  logProb: number;
+  /** Length-normalised score: logProb / (number of scored tokens). What hypotheses are ranked by. */
+  score: number;
+  finished: boolean;
+}
+
+export interface SearchOptions {
+  beam: number;
+  /** How many hypotheses to return (≤ beam). */
+  alternatives: number;
+  /** Longest caption in tokens, `<end>` included. */
+  maxLength: number;
+  startId: number;
+  endId: number;
+  /** Tokens never generated (pad, start, unknown). */
+  bannedIds: readonly number[];
+}
+
+function dispose(s: LstmState): void {
+  s.h.dispose();
+  s.c.dispose();
+}
+
+/** Next-word log-probabilities for each row, banned tokens set to -Infinity. */
+function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[]): { lp: Float32Array; state: LstmState } {
+  const out = tf.tidy(() => {
+    const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
+    return { lp: r.logProbs, h: r.state.h, c: r.state.c };
+  });
+  const lp = out.lp.dataSync() as Float32Array;
+  out.lp.dispose();
+  const V = lp.length / tokens.length;
+  for (let r = 0; r < tokens.length; r++) for (const b of banned) lp[r * V + b] = -Infinity;
+  return { lp, state: { h: out.h, c: out.c } };
+}
+
+/**
+ * Beam search for one image (features [1, F]), length-normalised, returning the best
+ * `alternatives` hypotheses, best first. Only candidates ranked within the top `beam` may finish,
+ * and the search stops once `beam` hypotheses have finished, so beam 1 is exactly greedy decoding.
+ */
+export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: SearchOptions): Hypothesis[] {
+  const k = opts.beam;
+  let state = tf.tidy(() => {
+    const s = initialState(w, features);
+    return { h: s.h, c: s.c };
+  });
+  let beams: { tokens: number[]; logProb: number }[] = [{ tokens: [], logProb: 0 }];
+  const finished: Hypothesis[] = [];
+  try {
+    for (let t = 0; t < opts.maxLength && beams.length > 0 && finished.length < k; t++) {
+      const last = Int32Array.from(beams, (b) => (b.tokens.length ? b.tokens[b.tokens.length - 1] : opts.startId));
+      const { lp, state: next } = step(w, last, state, opts.bannedIds);
+      dispose(state);
+      state = next;
+      const V = lp.length / beams.length;
+      // Best 2k (beam, word) pairs: enough that k survive even if k of them end here.
+      const cands = topK(lp, beams, V, 2 * k);
+      const alive: { tokens: number[]; logProb: number; row: number }[] = [];
+      const lastStep = t === opts.maxLength - 1;
+      for (let rank = 0; rank < cands.length && alive.length < k; rank++) {
+        const c = cands[rank];
+        const tokens = beams[c.row].tokens;
+        if (c.word === opts.endId) {
+          if (rank < k) finished.push(hyp(tokens, c.logProb, true));
+        } else if (lastStep) {
+          // Out of length: keep it as an unfinished hypothesis.
+          finished.push(hyp([...tokens, c.word], c.logProb, false));
+          if (finished.length >= k) break;
+        } else {
+          alive.push({ tokens: [...tokens, c.word], logProb: c.logProb, row: c.row });
+        }
+      }
+      if (alive.length > 0 && finished.length < k) {
+        const rows = tf.tensor1d(Int32Array.from(alive, (a) => a.row), 'int32');
+        const gathered = { h: tf.gather(state.h, rows) as tf.Tensor2D, c: tf.gather(state.c, rows) as tf.Tensor2D };
+        rows.dispose();
+        dispose(state);
+        state = gathered;
+      }
+      beams = alive;
+    }
+  } finally {
+    dispose(state);
+  }
+  finished.sort((a, b) => b.score - a.score);
+  return dedupe(finished).slice(0, Math.max(1, Math.min(opts.alternatives, k)));
+}
+
+function hyp(tokens: number[], logProb: number, finishedWithEnd: boolean): Hypothesis {
+  const scored = tokens.length + (finishedWithEnd ? 1 : 0);
+  return { tokens, logProb, score: logProb / Math.max(1, scored), finished: finishedWithEnd };
+}
+
+/** Hypotheses can repeat only through different paths to the same words; keep the best of each. */
+function dedupe(h: Hypothesis[]): Hypothesis[] {
+  const seen = new Set<string>();
+  return h.filter((x) => {
+    const key = x.tokens.join(' ');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** The n best (row, word) continuations by total log-probability, best first. */
+function topK(lp: Float32Array, beams: { logProb: number }[], V: number, n: number): { row: number; word: number; logProb: number }[] {
+  const best: { row: number; word: number; logProb: number }[] = [];
+  for (let r = 0; r < beams.length; r++) {
+    const base = beams[r].logProb;
+    for (let v = 0; v < V; v++) {
+      const s = base + lp[r * V + v];
+      if (s === -Infinity) continue;
+      if (best.length < n || s > best[best.length - 1].logProb) {
+        let i = best.length < n ? best.length : n - 1;
+        if (best.length < n) best.push({ row: r, word: v, logProb: s });
+        while (i > 0 && best[i - 1].logProb < s) {
+          best[i] = best[i - 1];
+          i--;
+        }
+        best[i] = { row: r, word: v, logProb: s };
+      }
+    }
+  }
+  return best;
+}
+
+/** Greedy decoding of a batch: features [N, F] → one hypothesis per row. */
+export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit<SearchOptions, 'beam' | 'alternatives'>): Hypothesis[] {
+  const n = features.shape[0];
+  let state = tf.tidy(() => initialState(w, features));
+  const tokens: number[][] = Array.from({ length: n }, () => []);
+  const logProb = new Float64Array(n);
+  const done = new Uint8Array(n);
+  try {
+    let last = new Int32Array(n).fill(opts.startId);
+    for (let t = 0; t < opts.maxLength && done.some((d) => !d); t++) {
+      const { lp, state: next } = step(w, last, state, opts.bannedIds);
+      dispose(state);
+      state = next;
+      const V = lp.length / n;
+      last = new Int32Array(n);
+      for (let r = 0; r < n; r++) {
+        if (done[r]) continue;
+        let arg = 0;
+        for (let v = 1; v < V; v++) if (lp[r * V + v] > lp[r * V + arg]) arg = v;
+        logProb[r] += lp[r * V + arg];
+        if (arg === opts.endId) done[r] = 1;
+        else tokens[r].push(arg);
+        last[r] = arg;
+      }
+    }
+  } finally {
+    dispose(state);
+  }
+  return tokens.map((tk, r) => hyp(tk, logProb[r], done[r] === 1));
+}

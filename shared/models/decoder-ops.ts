@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs';
+import { DECODER_LAYER_NAMES } from './decoder';
+
+/** The decoder's weights as plain tensors (tf.Variables while training). */
+export interface DecoderWeights {
+  initH: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+  initC: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+  embedding: tf.Tensor2D;
+  lstm: { kernel: tf.Tensor2D; recurrentKernel: tf.Tensor2D; bias: tf.Tensor1D };
+  logits: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+}
+
+export interface LstmState {
+  h: tf.Tensor2D;
+  c: tf.Tensor2D;
+}
+
+/** The live weights of a decoder built by `buildDecoder` (variables, not copies). */
+export function decoderWeights(model: tf.LayersModel): DecoderWeights {
+  const vars = (name: string) => model.getLayer(name).weights.map((w) => w.read());
+  const [hK, hB] = vars(DECODER_LAYER_NAMES.initH);
+  const [cK, cB] = vars(DECODER_LAYER_NAMES.initC);
+  const [emb] = vars(DECODER_LAYER_NAMES.embedding);
+  const [lK, lR, lB] = vars(DECODER_LAYER_NAMES.lstm);
+  const [oK, oB] = vars(DECODER_LAYER_NAMES.logits);
+  return {
+    initH: { kernel: hK as tf.Tensor2D, bias: hB as tf.Tensor1D },
+    initC: { kernel: cK as tf.Tensor2D, bias: cB as tf.Tensor1D },
+    embedding: emb as tf.Tensor2D,
+    lstm: { kernel: lK as tf.Tensor2D, recurrentKernel: lR as tf.Tensor2D, bias: lB as tf.Tensor1D },
+    logits: { kernel: oK as tf.Tensor2D, bias: oB as tf.Tensor1D },
+  };
+}
+
+const dense = (x: tf.Tensor2D, w: { kernel: tf.Tensor2D; bias: tf.Tensor1D }): tf.Tensor2D =>
+  tf.add(tf.matMul(x, w.kernel), w.bias);
+
+/** LSTM state from image features [N, F]. */
+export function initialState(w: DecoderWeights, features: tf.Tensor2D): LstmState {
+  return { h: tf.tanh(dense(features, w.initH)), c: tf.tanh(dense(features, w.initC)) };
+}
+
+/** One LSTM step (Keras gate order i, f, c, o) from the input projection `xz` = x·K + b. */
+function lstmCell(w: DecoderWeights, xz: tf.Tensor2D, s: LstmState): LstmState {
+  const z = tf.add(xz, tf.matMul(s.h, w.lstm.recurrentKernel));
+  const [i, f, g, o] = tf.split(z, 4, 1) as tf.Tensor2D[];
+  const c = tf.add(tf.mul(tf.sigmoid(f), s.c), tf.mul(tf.sigmoid(i), tf.tanh(g))) as tf.Tensor2D;
+  const h = tf.mul(tf.sigmoid(o), tf.tanh(c)) as tf.Tensor2D;
+  return { h, c };
+}
+
+/** One decoding step: previous tokens [N] → log-probabilities of the next word [N, V] and the new state. */
+export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmState): { logProbs: tf.Tensor2D; state: LstmState } {
+  const x = tf.gather(w.embedding, tokens) as tf.Tensor2D;
+  const next = lstmCell(w, dense(x, w.lstm), state);
+  return { logProbs: tf.logSoftmax(dense(next.h, w.logits)), state: next };
+}
+
+/**
+ * Teacher-forced forward pass over whole sequences: features [B, F], tokens [B, T] → logits [B, T, V].
+ * Same maths as the layers model, but the input projection and the output layer are one matmul
+ * each over all timesteps instead of one per step.
+ */
+export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0): tf.Tensor3D {
+  const [B, T] = tokens.shape;
+  const drop = <R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> => (dropout > 0 ? tf.dropout(x, dropout) : x);
+  let state = initialState(w, drop(features));
+  const E = w.embedding.shape[1];
+  const U = w.lstm.recurrentKernel.shape[0];
+  const emb = drop(tf.reshape(tf.gather(w.embedding, tf.reshape(tokens, [B * T])), [B * T, E]) as tf.Tensor2D);
+  const xz = tf.reshape(dense(emb, w.lstm), [B, T, 4 * U]);
+  const steps = tf.unstack(xz, 1) as tf.Tensor2D[];
+  const hs: tf.Tensor2D[] = [];
+  for (const step of steps) {
+    state = lstmCell(w, step, state);
+    hs.push(state.h);
+  }
+  const h = drop(tf.reshape(tf.stack(hs, 1), [B * T, U]) as tf.Tensor2D);
+  const V = w.logits.kernel.shape[1];
+  return tf.reshape(dense(h, w.logits), [B, T, V]);
+}

@@ -1,0 +1,106 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** VGG16's convolutional layout: [filters, convolutions] per block, max-pooling after each block. */
+export const VGG16_BLOCKS: ReadonlyArray<readonly [number, number]> = [
+  [64, 2],
+  [128, 2],
+  [256, 3],
+  [512, 3],
+  [512, 3],
+];
+
+export interface CompactVgg16Config {
+  /** Channel multiplier on VGG16's widths (1 = full VGG16, 0.25 = the ÷4 model). */
+  widthMultiplier: number;
+  /** Square input side in pixels (224 = VGG16's own). Must be a multiple of 32. */
+  inputSize: number;
+  /** Output size of the projection after global pooling (the teacher's feature size). 0 = no projection. */
+  featureSize: number;
+  /** Batch-normalise after each convolution while training; folded into the convolutions on export. */
+  batchNorm?: boolean;
+}
+
+export function blockWidths(widthMultiplier: number): number[] {
+  return VGG16_BLOCKS.map(([f]) => Math.max(8, Math.round(f * widthMultiplier)));
+}
+
+function validate(cfg: CompactVgg16Config): void {
+  if (!(cfg.widthMultiplier > 0 && cfg.widthMultiplier <= 1)) {
+    throw new Error(`compact VGG16: widthMultiplier must be in (0, 1], got ${cfg.widthMultiplier}`);
+  }
+  if (!Number.isInteger(cfg.inputSize) || cfg.inputSize < 32 || cfg.inputSize % 32 !== 0) {
+    throw new Error(`compact VGG16: inputSize must be a multiple of 32 (≥ 32), got ${cfg.inputSize}`);
+  }
+  if (!Number.isInteger(cfg.featureSize) || cfg.featureSize < 0) {
+    throw new Error(`compact VGG16: featureSize must be a non-negative integer, got ${cfg.featureSize}`);
+  }
+}
+
+/**
+ * VGG16 (13 3×3 convolutions in 5 blocks, 2×2 max-pooling between) at reduced width and input
+ * size, then global average pooling and a linear projection to `featureSize`. Layer names follow
+ * Keras' VGG16 (`block1_conv1` …) so real VGG16 weights can be imported into multiplier 1.
+ */
+export function buildCompactVgg16(cfg: CompactVgg16Config): tf.LayersModel {
+  validate(cfg);
+  const input = tf.input({ shape: [cfg.inputSize, cfg.inputSize, 3], name: 'image' });
+  let x: tf.SymbolicTensor = input;
+  const widths = blockWidths(cfg.widthMultiplier);
+  VGG16_BLOCKS.forEach(([, convs], b) => {
+    for (let c = 1; c <= convs; c++) {
+      const name = `block${b + 1}_conv${c}`;
+      x = tf.layers
+        .conv2d({
+          filters: widths[b],
+          kernelSize: 3,
+          padding: 'same',
+          activation: cfg.batchNorm ? 'linear' : 'relu',
+          useBias: !cfg.batchNorm,
+          kernelInitializer: 'heNormal',
+          name,
+        })
+        .apply(x) as tf.SymbolicTensor;
+      if (cfg.batchNorm) {
+        x = tf.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
+        x = tf.layers.reLU({ name: `${name}_relu` }).apply(x) as tf.SymbolicTensor;
+      }
+    }
+    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
+  });
+  x = tf.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as tf.SymbolicTensor;
+  if (cfg.featureSize > 0) {
+    x = tf.layers.dense({ units: cfg.featureSize, name: 'projection' }).apply(x) as tf.SymbolicTensor;
+  }
+  return tf.model({ inputs: input, outputs: x, name: 'compact_vgg16' });
+}
+
+export interface ModelCost {
+  /** Trainable parameters of the inference model (batch-norm folded). */
+  params: number;
+  /** Floating-point operations per image (2 × multiply-adds), convolutions and projection. */
+  flops: number;
+}
+
+/** Parameter and FLOP count of the inference model, computed from the configuration alone. */
+export function compactVgg16Cost(cfg: CompactVgg16Config): ModelCost {
+  validate(cfg);
+  let params = 0;
+  let flops = 0;
+  let side = cfg.inputSize;
+  let inCh = 3;
+  const widths = blockWidths(cfg.widthMultiplier);
+  VGG16_BLOCKS.forEach(([, convs], b) => {
+    for (let c = 0; c < convs; c++) {
+      const out = widths[b];
+      params += 9 * inCh * out + out;
+      flops += 2 * 9 * inCh * out * side * side;
+      inCh = out;
+    }
+    side /= 2;
+  });
+  if (cfg.featureSize > 0) {
+    params += inCh * cfg.featureSize + cfg.featureSize;
+    flops += 2 * inCh * cfg.featureSize;
+  }
+  return { params, flops };
+}

@@ -1,0 +1,34 @@
+import { ApiError } from './errors';
+
+/**
+ * Reads a request body, refusing more than `maxBytes`. The declared Content-Length is checked
+ * first, but the bytes are counted while reading as well: a chunked body declares no length, and
+ * a wrong declaration must not get past the limit.
+ */
+export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () => new ApiError(413, 'payload_too_large', `request body is larger than the limit of ${maxBytes} bytes`);
+  const declared = req.headers.get('content-length');
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}

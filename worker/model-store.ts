@@ -1,0 +1,43 @@
+import { loadCaptioner, type Captioner } from '../shared/captioner';
+import type { BundleSource } from '../shared/bundle/source';
+import { ApiError } from './errors';
+import { initWasmBackend } from './tfjs-wasm-backend';
+
+/**
+ * One captioner per isolate, loaded on first use. Concurrent first requests await the same load;
+ * a failed load is forgotten so a later request can retry (e.g. after assets are fixed).
+ */
+export class ModelStore {
+  private loading: Promise<Captioner> | null = null;
+  private loaded: Captioner | null = null;
+  /** Milliseconds the last successful load took (backend init + bundle + warm-up). */
+  loadMs: number | null = null;
+
+  constructor(private readonly source: () => BundleSource) {}
+
+  get current(): Captioner | null {
+    return this.loaded;
+  }
+
+  get(): Promise<Captioner> {
+    if (this.loaded) return Promise.resolve(this.loaded);
+    if (!this.loading) {
+      const t0 = Date.now();
+      this.loading = (async () => {
+        await initWasmBackend();
+        return loadCaptioner(this.source());
+      })().then(
+        (c) => {
+          this.loaded = c;
+          this.loadMs = Date.now() - t0;
+          return c;
+        },
+        (e: unknown) => {
+          this.loading = null;
+          throw new ApiError(503, 'model_unavailable', `the caption model could not be loaded: ${(e as Error).message}`);
+        },
+      );
+    }
+    return this.loading;
+  }
+}

@@ -1,0 +1,23 @@
+import { Hono } from 'hono';
+import type { AppEnv } from '../app';
+
+/** The model card: what the manifest says about the served model, plus what this isolate measured. */
+export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
+  const models = c.get('models');
+  const captioner = await models.get();
+  const m = captioner.manifest;
+  return c.json({
+    id: m.id,
+    version: m.version,
+    createdAt: m.createdAt,
+    description: m.description ?? null,
+    encoder: { architecture: m.encoder.architecture, inputSize: m.encoder.inputSize, widthMultiplier: m.encoder.widthMultiplier ?? null, featureSize: m.encoder.featureSize, params: m.encoder.params ?? null, flops: m.encoder.flops ?? null, normalization: m.encoder.normalization },
+    decoder: { architecture: m.decoder.architecture, vocabSize: m.decoder.vocabSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength },
+    quantization: m.quantization,
+    bundleBytes: captioner.bundleBytes,
+    training: m.training ?? null,
+    metrics: m.metrics ?? null,
+    limits: m.limits ?? [],
+    loadMs: models.loadMs,
+  });
+});
