@@ -28,10 +28,10 @@ export function quantizeWeights(
       if (mode === 'uint8') {
         const { q, min, scale } = toUint8(values);
         chunks.push(q);
-        outSpecs.push({ ...spec, quantization: { dtype: 'uint8', min, scale, original_dtype: 'float32' } });
+        outSpecs.push({ ...spec, quantization: { dtype: 'uint8', min, scale } });
       } else {
         chunks.push(new Uint8Array(toFloat16(values).buffer));
-        outSpecs.push({ ...spec, quantization: { dtype: 'float16', original_dtype: 'float32' } });
+        outSpecs.push({ ...spec, quantization: { dtype: 'float16' } });
       }
     }
     offset += bytes;

@@ -51,7 +51,7 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   let state = tf.tidy(() => {
     const s = initialState(w, features);
     return { h: s.h, c: s.c };
-  });
+  }) as LstmState;
   let beams: { tokens: number[]; logProb: number }[] = [{ tokens: [], logProb: 0 }];
   const finished: Hypothesis[] = [];
   try {
@@ -135,7 +135,10 @@ function topK(lp: Float32Array, beams: { logProb: number }[], V: number, n: numb
 /** Greedy decoding of a batch: features [N, F] → one hypothesis per row. */
 export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit<SearchOptions, 'beam' | 'alternatives'>): Hypothesis[] {
   const n = features.shape[0];
-  let state = tf.tidy(() => initialState(w, features));
+  let state = tf.tidy(() => {
+    const s = initialState(w, features);
+    return { h: s.h, c: s.c };
+  }) as LstmState;
   const tokens: number[][] = Array.from({ length: n }, () => []);
   const logProb = new Float64Array(n);
   const done = new Uint8Array(n);

@@ -61,9 +61,12 @@ export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmSt
  * Same maths as the layers model, but the input projection and the output layer are one matmul
  * each over all timesteps instead of one per step.
  */
-export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0): tf.Tensor3D {
+export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0, seed?: number): tf.Tensor3D {
   const [B, T] = tokens.shape;
-  const drop = <R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> => (dropout > 0 ? tf.dropout(x, dropout) : x);
+  let calls = 0;
+  // A seed makes the dropout masks (and so a training run) reproducible.
+  const drop = <R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> =>
+    dropout > 0 ? (tf.dropout(x, dropout, undefined, seed === undefined ? undefined : seed + calls++) as tf.Tensor<R>) : x;
   let state = initialState(w, drop(features));
   const E = w.embedding.shape[1];
   const U = w.lstm.recurrentKernel.shape[0];

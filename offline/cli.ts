@@ -1,0 +1,119 @@
+#!/usr/bin/env -S npx tsx
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
+import { DEFAULT_DECODER_CONFIG, type DecoderTrainConfig } from './config';
+import { defaultPaths } from './paths';
+
+const paths = defaultPaths();
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+  return n;
+};
+const normalizations = { unit: UNIT_RANGE_NORMALIZATION, caffe: CAFFE_NORMALIZATION };
+type EncoderFlags = { encoder: string; layer?: string; normalization: keyof typeof normalizations };
+
+const encoderOptions = (cmd: Command) =>
+  cmd
+    .option('--encoder <model.json>', 'tfjs-layers model used as the image encoder (env TEACHER_MODEL)', paths.teacherModel)
+    .option('--layer <name>', 'layer whose output is the feature (default: the model output)', 'global_average_pooling2d_1')
+    .addOption(new Option('--normalization <mode>', 'pixel normalisation the encoder expects').choices(Object.keys(normalizations)).default('unit'))
+    .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir);
+
+const program = new Command()
+  .name('offline')
+  .description('Offline pipeline: captioned images → cached CNN features → LSTM decoder → metrics → quantized bundle')
+  .option('--data <path>', 'Flickr8k folder or captions.csv (env FLICKR8K_DIR)', paths.dataDir);
+
+encoderOptions(program.command('features').description('precompute encoder features for the train and dev splits into the cache'))
+  .option('--batch-size <n>', 'images per encoder batch', int, 16)
+  .action(async (flags: EncoderFlags & { cache: string; batchSize: number }) => {
+    const { featuresCommand } = await import('./commands/features');
+    await featuresCommand({ dataPath: program.opts().data, encoderModel: flags.encoder, encoderLayer: flags.layer, normalization: normalizations[flags.normalization], cacheDir: flags.cache, batchSize: flags.batchSize });
+  });
+
+const d = DEFAULT_DECODER_CONFIG;
+encoderOptions(program.command('train').description('train the caption decoder (runs every stage it needs, reusing cached results), then evaluate and export'))
+  .option('--glove <path>', 'GloVe text file for the embeddings (env GLOVE_PATH)', paths.glovePath)
+  .option('--no-glove', 'learn embeddings from scratch')
+  .option('--run <dir>', 'run folder (an existing one resumes)')
+  .option('--epochs <n>', 'epochs', int, d.epochs)
+  .option('--batch-size <n>', 'captions per batch', int, d.batchSize)
+  .option('--units <n>', 'LSTM units', int, d.units)
+  .option('--embedding-size <n>', 'word embedding size (GloVe: 100)', int, d.embeddingSize)
+  .option('--dropout <p>', 'dropout rate', num, d.dropout)
+  .option('--lr <x>', 'Adam learning rate', num, d.learningRate)
+  .option('--lr-decay <x>', 'learning rate factor per epoch', num, d.lrDecay)
+  .option('--patience <n>', 'early-stopping patience in epochs', int, d.patience)
+  .option('--min-word-count <n>', 'vocabulary minimum count', int, d.minWordCount)
+  .option('--max-length <n>', 'longest token sequence incl. <start>/<end>', int, d.maxLength)
+  .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, d.devEvalImages)
+  .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
+  .option('--seed <n>', 'random seed', int, d.seed)
+  .option('--quantizations <list>', 'bundles to export and score, comma-separated', 'none,uint8')
+  .option('--no-export', 'skip export and bundle evaluation')
+  .action(async (f) => {
+    const { trainCommand } = await import('./commands/train');
+    const config: DecoderTrainConfig = {
+      ...d,
+      epochs: f.epochs,
+      batchSize: f.batchSize,
+      units: f.units,
+      embeddingSize: f.embeddingSize,
+      dropout: f.dropout,
+      learningRate: f.lr,
+      lrDecay: f.lrDecay,
+      patience: f.patience,
+      minWordCount: f.minWordCount,
+      maxLength: f.maxLength,
+      devEvalImages: f.devEvalImages,
+      seed: f.seed,
+    };
+    await trainCommand({
+      dataPath: program.opts().data,
+      glovePath: f.glove === false ? null : f.glove,
+      encoderModel: f.encoder,
+      encoderLayer: f.layer,
+      normalization: normalizations[f.normalization as keyof typeof normalizations],
+      cacheDir: f.cache,
+      runsDir: paths.runsDir,
+      runDir: f.run,
+      config,
+      export: f.export,
+      quantizations: String(f.quantizations).split(',') as ('uint8' | 'float16' | 'none')[],
+      evalImages: f.evalImages,
+    });
+  });
+
+program
+  .command('evaluate')
+  .description('score a bundle on the dev split end to end (greedy and beam), write metrics JSON and an HTML gallery')
+  .requiredOption('--bundle <dir>', 'bundle folder (manifest.json …)')
+  .option('--beams <list>', 'beam widths, comma-separated', '1,3')
+  .option('--images <n>', 'dev images (0 = all)', int, 0)
+  .option('--out <dir>', 'where to write metrics.json and gallery.html (default: a new run folder)')
+  .action(async (f) => {
+    const { evaluateCommand } = await import('./commands/evaluate');
+    await evaluateCommand({ dataPath: program.opts().data, bundleDir: f.bundle, beams: String(f.beams).split(',').map(Number), images: f.images, outDir: f.out, runsDir: paths.runsDir });
+  });
+
+program
+  .command('export')
+  .description("re-export a bundle with another quantization, atomically (e.g. into assets/model)")
+  .requiredOption('--bundle <dir>', 'source bundle (best: an unquantized one)')
+  .requiredOption('--out <dir>', 'destination folder, replaced atomically')
+  .addOption(new Option('--quantization <q>', 'weight encoding').choices(['uint8', 'float16', 'none']).default('uint8'))
+  .action(async (f) => {
+    const { exportCommand } = await import('./commands/export');
+    await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization });
+  });
+
+program.parseAsync().catch((e: unknown) => {
+  console.error(`error: ${(e as Error).message}`);
+  process.exit(1);
+});

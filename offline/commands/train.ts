@@ -1,0 +1,143 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Normalization } from '../../shared/bundle/manifest';
+import { Vocabulary } from '../../shared/text/vocabulary';
+import { selectBackend } from '../backend';
+import type { DecoderTrainConfig } from '../config';
+import { readDataset } from '../data/captions';
+import { readGlove } from '../data/glove';
+import { evaluateBundle } from '../evaluate/evaluate-bundle';
+import { galleryHtml } from '../evaluate/gallery';
+import { loadFeatureEncoder } from '../features/encoder';
+import { precomputeFeatures } from '../features/precompute';
+import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { createRunDir } from '../run-folder';
+import { encodeExamples } from '../train/batches';
+import { trainDecoder } from '../train/train-decoder';
+import { registerWasmTrainingKernels } from '../wasm-kernels';
+import { exportBundle } from './export-bundle';
+
+export interface TrainCommandOptions {
+  dataPath: string;
+  glovePath: string | null;
+  encoderModel: string;
+  encoderLayer?: string;
+  normalization: Normalization;
+  cacheDir: string;
+  runsDir: string;
+  runDir?: string;
+  config: DecoderTrainConfig;
+  /** Export and score quantized bundles after training. */
+  export: boolean;
+  quantizations: ('uint8' | 'float16' | 'none')[];
+  /** Dev images used for the final bundle evaluation (0 = all). */
+  evalImages: number;
+}
+
+const log = (l: string) => console.error(l);
+
+/** `offline:train`: every stage it needs — features (cached), vocabulary, GloVe, training, evaluation, export. */
+export async function trainCommand(o: TrainCommandOptions): Promise<string> {
+  const backend = await selectBackend();
+  if (backend === 'wasm') registerWasmTrainingKernels();
+  const runDir = createRunDir(o.runsDir, 'decoder', o.runDir);
+  log(`run folder: ${runDir}`);
+  const cfg = o.config;
+  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
+
+  const dataset = readDataset(o.dataPath);
+  const train = dataset.splits.train;
+  const dev = dataset.splits.dev;
+  const vocabPath = join(runDir, 'vocab.json');
+  const vocab = existsSync(vocabPath)
+    ? Vocabulary.fromJSON(JSON.parse(readFileSync(vocabPath, 'utf8')))
+    : Vocabulary.build(train.flatMap((n) => dataset.captions.get(n) ?? []), cfg.minWordCount);
+  writeJsonAtomic(vocabPath, vocab.toJSON());
+  log(`vocabulary: ${vocab.size} words (min count ${cfg.minWordCount}) from ${train.length} train images`);
+
+  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer, normalization: o.normalization });
+  const feats = await precomputeFeatures({ dataset, names: [...train, ...dev], encoder, cacheDir: o.cacheDir });
+  log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)`);
+  const have = new Set(feats.names);
+
+  let embeddingInit: Float32Array | undefined;
+  let gloveCoverage: number | null = null;
+  if (o.glovePath) {
+    const g = await readGlove(o.glovePath, vocab, cfg.embeddingSize);
+    embeddingInit = g.matrix;
+    gloveCoverage = g.coverage;
+    log(`GloVe: ${g.covered}/${vocab.size} words covered (${(100 * g.coverage).toFixed(1)}%); the rest are learned`);
+  }
+
+  const rows = new Map(feats.names.map((n, i) => [n, i]));
+  const examples = encodeExamples(rows, dataset.captions, train.filter((n) => have.has(n)), vocab, cfg.maxLength);
+  const devNames = dev.filter((n) => have.has(n)).slice(0, cfg.devEvalImages || undefined);
+  log(`training on ${examples.length} captions; early stopping on ${devNames.length} dev images`);
+  const result = await trainDecoder({
+    config: cfg,
+    runDir,
+    vocab,
+    features: { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize },
+    train: examples,
+    dev: { names: devNames, references: new Map(devNames.map((n) => [n, dataset.captions.get(n) ?? []])) },
+    embeddingInit,
+  });
+  const epochSeconds = result.state.history.map((h) => h.seconds);
+  const summary: Record<string, unknown> = {
+    runDir,
+    backend,
+    encoder: { id: encoder.id, model: o.encoderModel, layer: o.encoderLayer ?? null, featureSize: encoder.featureSize, imagesPerSecond: feats.stats.imagesPerSecond },
+    vocabulary: vocab.size,
+    gloveCoverage,
+    trainCaptions: examples.length,
+    bestEpoch: result.state.bestEpoch,
+    bestDevCiderDGreedy: result.state.bestCiderD,
+    medianEpochSeconds: median(epochSeconds),
+    history: result.state.history,
+  };
+  writeJsonAtomic(join(runDir, 'summary.json'), summary);
+
+  if (o.export) {
+    const evalNames = dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined);
+    const evaluations: Record<string, unknown> = {};
+    for (const q of o.quantizations) {
+      const outDir = join(runDir, `bundle-${q}`);
+      const size = await exportBundle({
+        outDir,
+        id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}`,
+        version: new Date().toISOString().slice(0, 10),
+        description: `LSTM caption decoder trained on Flickr8k features of ${o.encoderModel}`,
+        encoder: encoder.model,
+        encoderSpec: { architecture: 'tfjs-layers', inputSize: encoder.inputSize, normalization: encoder.normalization, featureSize: encoder.featureSize },
+        decoder: result.decoder,
+        decoderConfig: result.decoderConfig,
+        vocabulary: vocab,
+        quantization: q,
+        training: { data: 'Flickr8k train split', runDir, bestEpoch: result.state.bestEpoch, config: cfg },
+      });
+      log(`exported ${q} bundle: ${outDir} (${size.files} files, ${(size.bytes / 1e6).toFixed(2)} MB); evaluating on ${evalNames.length} dev images…`);
+      const ev = await evaluateBundle(outDir, dataset, evalNames, [1, 3]);
+      evaluations[q] = { bytes: size.bytes, byBeam: ev.byBeam, msPerImage: ev.msPerImage };
+      log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}`);
+      if (q === o.quantizations[0]) {
+        const items = evalNames.map((n) => ({
+          name: n,
+          imagePath: join(dataset.imageDir, n),
+          references: dataset.captions.get(n) ?? [],
+          captions: ['1', '3'].map((b) => ({ label: b === '1' ? 'greedy' : `beam ${b}`, text: ev.captions[b].get(n) ?? '', ciderD: ev.perImage[b][n]?.ciderD, bleu4: ev.perImage[b][n]?.bleu4 })),
+        }));
+        writeFileAtomic(join(runDir, 'gallery.html'), galleryHtml(`Dev captions — ${q} bundle`, ev.byBeam, items));
+      }
+    }
+    summary.bundles = evaluations;
+    writeJsonAtomic(join(runDir, 'summary.json'), summary);
+  }
+  log(`done: ${join(runDir, 'summary.json')}`);
+  return runDir;
+}
+
+function median(xs: number[]): number | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}

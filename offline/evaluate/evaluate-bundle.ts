@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCaptioner } from '../../shared/captioner';
+import { decodeImage } from '../../shared/image/decode';
+import { normalizeCaption } from '../../shared/text/tokenizer';
+import type { CaptionDataset } from '../data/captions';
+import { fileSource } from '../fs-source';
+import { scoreCaptions, type CaptionScores } from '../metrics';
+import { createProgress } from '../report/progress';
+
+export interface BundleEvaluation {
+  images: number;
+  /** Metrics per beam width, e.g. { "1": {...}, "3": {...} }. */
+  byBeam: Record<string, Omit<CaptionScores, 'perImage'>>;
+  captions: Record<string, Map<string, string>>;
+  perImage: Record<string, CaptionScores['perImage']>;
+  msPerImage: Record<string, number>;
+}
+
+/**
+ * Scores a bundle end to end exactly as the worker runs it: JPEG bytes → decode → resize →
+ * encoder → search, for each beam width, against the dataset's references.
+ */
+export async function evaluateBundle(bundleDir: string, dataset: CaptionDataset, names: string[], beams: number[]): Promise<BundleEvaluation> {
+  const captioner = await loadCaptioner(fileSource(bundleDir));
+  const refs = new Map(names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
+  const out: BundleEvaluation = { images: names.length, byBeam: {}, captions: {}, perImage: {}, msPerImage: {} };
+  const feats: Float32Array[] = [];
+  const bar = createProgress(names.length, 'encode dev images');
+  for (const n of names) {
+    feats.push(captioner.encode(decodeImage(new Uint8Array(readFileSync(join(dataset.imageDir, n))))));
+    bar.tick(1);
+  }
+  bar.stop();
+  const F = captioner.manifest.encoder.featureSize;
+  const matrix = new Float32Array(names.length * F);
+  feats.forEach((f, i) => matrix.set(f, i * F));
+  for (const beam of beams) {
+    const t0 = Date.now();
+    const results = captioner.captionFeatures(matrix, { beam });
+    const caps = new Map(results.map((r, i) => [names[i], r.caption]));
+    const { perImage, ...scores } = scoreCaptions(refs, caps);
+    out.byBeam[String(beam)] = scores;
+    out.captions[String(beam)] = caps;
+    out.perImage[String(beam)] = perImage;
+    out.msPerImage[String(beam)] = (Date.now() - t0) / names.length;
+  }
+  captioner.dispose();
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * Training kernels for the tfjs WASM (SIMD) backend in Node.
+ *
+ * Stock @tensorflow/tfjs-backend-wasm 4.22 lacks kernels that training needs
+ * (UnsortedSegmentSum for gather/Embedding gradients, Conv2DBackpropFilter)
+ * and has scalar-loop implementations for others (transposed / batched
+ * BatchMatMul, Conv2DBackpropInput). `registerWasmTrainingKernels()` registers
+ * replacements that route the heavy work through the backend's XNNPACK
+ * matmul / convolution kernels. See bench/kernels.ts for before/after numbers.
+ *
+ * Idempotent; may be called before or after `tf.setBackend('wasm')`.
+ *
+ * Idea not built (yet): the machines have 2 cores and the non-threaded SIMD
+ * build uses one. Convolution gradients split cleanly in two independent
+ * halves (batch halves for backprop-input, C halves for backprop-filter's
+ * xᵀ-batched convolution), so a worker_threads worker with its own wasm
+ * instance working on a SharedArrayBuffer copy could nearly halve them.
+ * The threaded-simd wasm build would do that inside XNNPACK, but tfjs only
+ * enables it where `WASM_HAS_MULTITHREAD_SUPPORT` (browser Workers) holds.
+ */
+import '@tensorflow/tfjs-backend-wasm'; // stock kernels must be registered before we replace some
+import { getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { batchMatMulConfig, fusedMatMulConfig } from './batch-matmul-transposed';
+import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
+import { conv2dBackpropInputConfig } from './conv2d-backprop-input';
+import { unsortedSegmentSumConfig } from './unsorted-segment-sum';
+import { BACKEND, OWN_KERNEL, originals } from './util';
+
+export const WASM_TRAINING_KERNELS = {
+  UnsortedSegmentSum: unsortedSegmentSumConfig,
+  BatchMatMul: batchMatMulConfig,
+  _FusedMatMul: fusedMatMulConfig,
+  Conv2DBackpropInput: conv2dBackpropInputConfig,
+  Conv2DBackpropFilter: conv2dBackpropFilterConfig,
+} as const;
+
+export type WasmTrainingKernelName = keyof typeof WASM_TRAINING_KERNELS;
+
+export interface RegisterOptions {
+  /** Register only these (default: all). Used by the benchmark. */
+  only?: WasmTrainingKernelName[];
+}
+
+function isOwn(f: KernelFunc | undefined): boolean {
+  return f != null && Boolean((f as unknown as Record<symbol, unknown>)[OWN_KERNEL]);
+}
+
+function mark(f: KernelFunc): KernelFunc {
+  (f as unknown as Record<symbol, unknown>)[OWN_KERNEL] = true;
+  return f;
+}
+
+/** Register the missing and faster training kernels for the 'wasm' backend. */
+export function registerWasmTrainingKernels(options: RegisterOptions = {}): void {
+  const names = options.only ?? (Object.keys(WASM_TRAINING_KERNELS) as WasmTrainingKernelName[]);
+  for (const name of names) {
+    const config: KernelConfig = WASM_TRAINING_KERNELS[name];
+    const existing = getKernel(config.kernelName, BACKEND);
+    if (existing != null && isOwn(existing.kernelFunc)) continue; // already ours
+    if (existing != null) {
+      // Keep the stock kernel: our kernels delegate to it (and its setupFunc
+      // must still run when the backend is (re)initialised).
+      originals().set(config.kernelName, { kernelFunc: existing.kernelFunc, setupFunc: existing.setupFunc as never });
+      unregisterKernel(config.kernelName, BACKEND);
+    }
+    const orig = originals().get(config.kernelName);
+    registerKernel({
+      kernelName: config.kernelName,
+      backendName: BACKEND,
+      kernelFunc: mark(((args) => config.kernelFunc(args)) as KernelFunc),
+      ...(orig?.setupFunc != null ? { setupFunc: orig.setupFunc } : {}),
+    });
+  }
+}
+
+/** Restore the stock kernels (or remove the ones wasm lacks). For benchmarks/tests. */
+export function unregisterWasmTrainingKernels(): void {
+  for (const config of Object.values(WASM_TRAINING_KERNELS)) {
+    const existing = getKernel(config.kernelName, BACKEND);
+    if (existing == null || !isOwn(existing.kernelFunc)) continue;
+    unregisterKernel(config.kernelName, BACKEND);
+    const orig = originals().get(config.kernelName);
+    if (orig != null) {
+      registerKernel({
+        kernelName: config.kernelName,
+        backendName: BACKEND,
+        kernelFunc: orig.kernelFunc,
+        ...(orig.setupFunc != null ? { setupFunc: orig.setupFunc } : {}),
+      });
+    }
+  }
+}

@@ -1,0 +1,214 @@
+import jpeg from 'jpeg-js';
+import { decode as decodePngRaw, type DecodedPng } from 'fast-png';
+import { applyOrientation, readJpegOrientation } from './exif-orientation';
+import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from './types';
+
+export type ImageType = 'jpeg' | 'png';
+
+export interface DecodeOptions {
+  /** Largest accepted width × height, checked against the header before any pixel buffer exists. */
+  maxPixels?: number;
+  /** Decoder working-memory budget (MB); jpeg-js enforces it per allocation, PNG is estimated up front. */
+  maxMemoryMB?: number;
+  /** The client's Content-Type, only used to word errors: the bytes decide the format. */
+  declaredType?: string;
+}
+
+/**
+ * Edge defaults. A Worker isolate has 128 MB, shared with the model's wasm heap. jpeg-js needs
+ * ~13 bytes/pixel for a 4:2:0 photo (Int32 DCT blocks, component planes, RGB output), so 96 MB
+ * admits photos up to ~7 MP; larger ones fail early with 413 instead of crashing the isolate.
+ * The pixel cap (24 MP) bounds everything else, e.g. a tiny PNG that inflates to a huge canvas.
+ */
+export const DEFAULT_MAX_PIXELS = 24_000_000;
+export const DEFAULT_MAX_MEMORY_MB = 96;
+
+const ACCEPTED = ACCEPTED_IMAGE_TYPES.join(', ');
+
+/** Format by magic bytes; null when neither JPEG nor PNG. */
+export function sniffImageType(bytes: Uint8Array): ImageType | null {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return 'png';
+  return null;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Decodes a JPEG or PNG to RGB (EXIF orientation applied, alpha composited over white). */
+export function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): RgbImage {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const maxMemoryMB = opts.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB;
+  const type = sniffImageType(bytes);
+  if (type === null) throw notSupported(bytes, opts.declaredType);
+
+  const label = type === 'jpeg' ? 'JPEG' : 'PNG';
+  const png = type === 'png' ? pngHeader(bytes) : null;
+  const dims = type === 'jpeg' ? jpegDimensions(bytes) : png;
+  if (dims === null) throw new ImageInputError('undecodable_image', `${label} header is truncated or has no image dimensions`);
+  if (dims.width === 0 || dims.height === 0) throw new ImageInputError('undecodable_image', `${label} declares an empty image (${dims.width}x${dims.height})`);
+  if (dims.width * dims.height > maxPixels) {
+    throw new ImageInputError(
+      'image_too_large',
+      `image is ${dims.width}x${dims.height} (${mp(dims.width * dims.height)} MP); the limit is ${mp(maxPixels)} MP (${maxPixels} pixels)`,
+    );
+  }
+  return png ? decodePng(bytes, png, maxMemoryMB) : decodeJpeg(bytes, maxPixels, maxMemoryMB);
+}
+
+function decodeJpeg(bytes: Uint8Array, maxPixels: number, maxMemoryMB: number): RgbImage {
+  let raw: { width: number; height: number; data: Uint8Array };
+  try {
+    raw = jpeg.decode(bytes, {
+      useTArray: true, // no Buffer in workerd
+      formatAsRGBA: false,
+      // Truncated files fail either way; tolerance only accepts complete files with odd MCU counts.
+      tolerantDecoding: true,
+      maxResolutionInMP: maxPixels / 1e6,
+      maxMemoryUsageInMB: maxMemoryMB,
+    });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/maxMemoryUsageInMB|allocate enough memory|maxResolutionInMP/.test(msg)) {
+      throw new ImageInputError('image_too_large', `JPEG needs more than the ${maxMemoryMB} MB decoding memory limit (${msg})`);
+    }
+    throw new ImageInputError('undecodable_image', `JPEG data is truncated or corrupt (${msg})`);
+  }
+  const img: RgbImage = { width: raw.width, height: raw.height, data: raw.data };
+  return applyOrientation(img, readJpegOrientation(bytes));
+}
+
+function decodePng(bytes: Uint8Array, dims: PngHeader, maxMemoryMB: number): RgbImage {
+  const { width, height, depth, colorType } = dims;
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType] ?? 0;
+  if (channels === 0 || ![1, 2, 4, 8, 16].includes(depth)) {
+    throw new ImageInputError('undecodable_image', `PNG has an invalid colour type/bit depth (${colorType}/${depth})`);
+  }
+  // Inflated scanlines + unfiltered copy (+ unpacked indices) + RGB output.
+  const rowBytes = Math.ceil((width * channels * depth) / 8);
+  const estimate = 2 * height * (rowBytes + 1) + width * height * (colorType === 3 || depth < 8 ? 4 : 3);
+  if (estimate > maxMemoryMB * 1024 * 1024) {
+    throw new ImageInputError('image_too_large', `PNG ${width}x${height} needs ~${Math.ceil(estimate / 2 ** 20)} MB to decode; the limit is ${maxMemoryMB} MB`);
+  }
+  let png: DecodedPng;
+  try {
+    png = decodePngRaw(bytes, { checkCrc: true });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new ImageInputError('undecodable_image', `PNG data is truncated or corrupt (${msg})`);
+  }
+  return pngToRgb(png, colorType === 3);
+}
+
+/** Any PNG colour type / bit depth to 8-bit RGB; alpha (channel or tRNS) composited over white. */
+function pngToRgb(png: DecodedPng, indexed: boolean): RgbImage {
+  const { width, height, depth, channels } = png;
+  const n = width * height;
+  if (channels === 3 && depth === 8 && !png.transparency?.length) return { width, height, data: png.data as Uint8Array };
+  const out = new Uint8Array(n * 3);
+  if (indexed) {
+    const idx = depth < 8 ? unpack(png.data as Uint8Array, width, height, depth) : (png.data as Uint8Array);
+    const lut = new Uint8Array(256 * 3).fill(255); // out-of-range indices show as white
+    (png.palette ?? []).forEach((c, i) => {
+      const a = c.length > 3 ? c[3] : 255;
+      for (let k = 0; k < 3; k++) lut[i * 3 + k] = over(c[k], a, 255);
+    });
+    for (let i = 0; i < n; i++) {
+      const c = idx[i] * 3;
+      out[i * 3] = lut[c];
+      out[i * 3 + 1] = lut[c + 1];
+      out[i * 3 + 2] = lut[c + 2];
+    }
+    return { width, height, data: out };
+  }
+  const hasAlpha = channels === 2 || channels === 4;
+  const colours = hasAlpha ? channels - 1 : channels;
+  const key = png.transparency?.length === colours ? png.transparency : null; // tRNS colour key
+  const maxv = (1 << depth) - 1;
+  const src = depth < 8 ? unpack(png.data as Uint8Array, width, height, depth) : png.data;
+  for (let i = 0; i < n; i++) {
+    const s = i * channels;
+    let a = hasAlpha ? src[s + colours] : maxv;
+    if (key && (colours === 1 ? src[s] === key[0] : src[s] === key[0] && src[s + 1] === key[1] && src[s + 2] === key[2])) a = 0;
+    for (let k = 0; k < 3; k++) {
+      const v = src[s + (colours === 1 ? 0 : k)];
+      out[i * 3 + k] = Math.round(((v * a) / maxv + maxv - a) * (255 / maxv));
+    }
+  }
+  return { width, height, data: out };
+}
+
+function over(c: number, a: number, maxv: number): number {
+  return Math.round((c * a + 255 * (maxv - a)) / maxv);
+}
+
+/** Packed 1/2/4-bit samples (rows padded to whole bytes; PNG allows them for 1 channel only) to bytes. */
+function unpack(data: Uint8Array, samplesPerRow: number, rows: number, depth: number): Uint8Array {
+  const out = new Uint8Array(samplesPerRow * rows);
+  const rowBytes = Math.ceil((samplesPerRow * depth) / 8);
+  const mask = (1 << depth) - 1;
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < samplesPerRow; x++) {
+      const bit = x * depth;
+      out[y * samplesPerRow + x] = (data[y * rowBytes + (bit >> 3)] >> (8 - depth - (bit & 7))) & mask;
+    }
+  }
+  return out;
+}
+
+interface PngHeader {
+  width: number;
+  height: number;
+  depth: number;
+  colorType: number;
+}
+
+function pngHeader(b: Uint8Array): PngHeader | null {
+  // Signature, then IHDR: length(4) "IHDR"(4) width(4) height(4) depth(1) colourType(1).
+  if (b.length < 26 || b[12] !== 0x49 || b[13] !== 0x48 || b[14] !== 0x44 || b[15] !== 0x52) return null;
+  const u32 = (o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  return { width: u32(16), height: u32(20), depth: b[24], colorType: b[25] };
+}
+
+/** Frame size from the first SOFn marker, or null if the header ends before one. */
+function jpegDimensions(b: Uint8Array): { width: number; height: number } | null {
+  let p = 2;
+  while (p + 4 <= b.length) {
+    if (b[p] !== 0xff) return null;
+    const m = b[p + 1];
+    if (m === 0xff) { p++; continue; }
+    if (m === 0xd8 || (m >= 0xd0 && m <= 0xd7) || m === 0x01) { p += 2; continue; } // no length field
+    if (m === 0xda || m === 0xd9) return null; // scan/EOI before any frame header
+    const len = (b[p + 2] << 8) | b[p + 3];
+    const isSof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+    if (isSof) {
+      if (p + 9 > b.length) return null;
+      return { height: (b[p + 5] << 8) | b[p + 6], width: (b[p + 7] << 8) | b[p + 8] };
+    }
+    p += 2 + len;
+  }
+  return null;
+}
+
+function notSupported(bytes: Uint8Array, declared: string | undefined): ImageInputError {
+  const seen = otherFormat(bytes) ?? (declared ? declared.split(';')[0].trim() : undefined);
+  if (seen && /^image\/(jpe?g|png)$/i.test(seen)) {
+    return new ImageInputError('undecodable_image', `body is declared as ${seen} but is not a valid ${seen.slice(6).toUpperCase()} file`);
+  }
+  const what = seen ? `unsupported image type ${seen}` : bytes.length === 0 ? 'empty body' : 'unrecognised image data';
+  return new ImageInputError('unsupported_media_type', `${what}; accepted types: ${ACCEPTED}`);
+}
+
+/** Names a few common formats we do not decode, for a clearer 415 message. */
+function otherFormat(b: Uint8Array): string | null {
+  const ascii = (o: number, n: number) => String.fromCharCode(...b.subarray(o, o + n));
+  if (ascii(0, 4) === 'GIF8') return 'image/gif';
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') return 'image/webp';
+  if (ascii(0, 2) === 'BM') return 'image/bmp';
+  if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'image/tiff';
+  if (ascii(4, 4) === 'ftyp') return /avif|avis/.test(ascii(8, 4)) ? 'image/avif' : 'image/heic';
+  return null;
+}
+
+function mp(pixels: number): string {
+  return (pixels / 1e6).toFixed(1);
+}

@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Quantization } from '../../shared/bundle/manifest';
+import { writeBundle } from '../../shared/bundle/write';
+import { UNIT_RANGE_NORMALIZATION } from '../../shared/image/normalize';
+import { buildDecoder } from '../../shared/models/decoder';
+import { buildCompactVgg16, compactVgg16Cost } from '../../shared/models/vgg16';
+import { Vocabulary } from '../../shared/text/vocabulary';
+
+export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'grass', 'mat', 'red', 'ball', 'man'];
+
+/**
+ * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
+ * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
+ */
+export async function tinyBundle(opts: { quantization?: Quantization; seed?: number } = {}): Promise<Map<string, Uint8Array>> {
+  const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
+  const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
+  const encoder = buildCompactVgg16(vgg);
+  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0 });
+  // Larger random weights than the initialisers give, so captions vary with the image.
+  let s = opts.seed ?? 1;
+  for (const layer of decoder.layers) {
+    layer.setWeights(layer.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.8, 'float32', s++)));
+  }
+  const cost = compactVgg16Cost(vgg);
+  const files = await writeBundle({
+    manifest: {
+      id: 'tiny-test',
+      version: '0.0.1',
+      description: 'random weights for tests',
+      encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 32, normalization: UNIT_RANGE_NORMALIZATION, featureSize: 24, widthMultiplier: vgg.widthMultiplier, params: cost.params, flops: cost.flops },
+      decoder: { architecture: 'lstm-init-inject', modelPath: 'decoder/model.json', vocabSize: vocab.size, embeddingSize: 8, units: 16, maxLength: 8 },
+    },
+    encoder,
+    decoder,
+    vocabulary: vocab,
+    quantization: opts.quantization ?? 'none',
+  });
+  encoder.dispose();
+  decoder.dispose();
+  return files;
+}

@@ -1,0 +1,122 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadBundle } from '../shared/bundle/load';
+import { BundleError, validateManifest } from '../shared/bundle/manifest';
+import { toFloat16 } from '../shared/bundle/quantize';
+import { memorySource } from '../shared/bundle/source';
+import { CaptionOptionError, loadCaptioner } from '../shared/captioner';
+import type { RgbImage } from '../shared/image/types';
+import { tinyBundle } from './helpers/tiny-bundle';
+import { writeBundle } from '../shared/bundle/write';
+import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
+import { buildDecoder } from '../shared/models/decoder';
+import { buildCompactVgg16 } from '../shared/models/vgg16';
+import { Vocabulary } from '../shared/text/vocabulary';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function image(seed: number, size = 48): RgbImage {
+  const data = new Uint8Array(size * size * 3);
+  let s = seed;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = (s >>> 16) & 255;
+  }
+  return { width: size, height: size, data };
+}
+
+function withManifest(files: Map<string, Uint8Array>, edit: (m: Record<string, any>) => void): Map<string, Uint8Array> {
+  const m = JSON.parse(dec.decode(files.get('manifest.json')!));
+  edit(m);
+  return new Map([...files, ['manifest.json', enc.encode(JSON.stringify(m))]]);
+}
+
+describe('model bundle', () => {
+  it('round-trips: the loaded models give the saved models\' outputs', async () => {
+    const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', 'a', 'dog']);
+    const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 5 });
+    const decoder = buildDecoder({ vocabSize: 6, featureSize: 5, embeddingSize: 4, units: 3, maxLength: 6, dropout: 0.2 });
+    const files = await writeBundle({
+      manifest: {
+        id: 'rt', version: '1',
+        encoder: { architecture: 'compact-vgg16', modelPath: 'x', inputSize: 32, normalization: UNIT_RANGE_NORMALIZATION, featureSize: 5 },
+        decoder: { architecture: 'lstm-init-inject', modelPath: 'x', vocabSize: 6, embeddingSize: 4, units: 3, maxLength: 6 },
+      },
+      encoder, decoder, vocabulary: vocab, quantization: 'none',
+    });
+    const b = await loadBundle(memorySource(files));
+    expect(b.manifest.encoder.modelPath).toBe('encoder/model.json');
+    expect(b.bytes).toBe([...files.values()].reduce((a, f) => a + f.byteLength, 0));
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5);
+    const diff = (a: tf.Tensor, c: tf.Tensor) => tf.max(tf.abs(tf.sub(a, c))).dataSync()[0];
+    expect(diff(encoder.predict(x) as tf.Tensor, b.encoder.predict(x) as tf.Tensor)).toBe(0);
+    const f = tf.randomNormal([2, 5], 0, 1, 'float32', 2);
+    const t = tf.tensor2d([[1, 4, 5], [1, 5, 2]], undefined, 'int32');
+    // The LSTM's initial state comes from the image: it must survive serialisation.
+    const out = b.decoder.predict([f, t]) as tf.Tensor;
+    expect(diff(decoder.predict([f, t]) as tf.Tensor, out)).toBe(0);
+    expect(diff(out, b.decoder.predict([tf.zerosLike(f), t]) as tf.Tensor)).toBeGreaterThan(1e-4);
+  });
+
+  it('uint8 and float16 bundles are smaller and stay close to float32', async () => {
+    const full = await tinyBundle();
+    const size = (f: Map<string, Uint8Array>) => [...f.values()].reduce((a, x) => a + x.byteLength, 0);
+    const files = new Map(full);
+    const base = await loadBundle(memorySource(files));
+    for (const [q, ratio, tol] of [['uint8', 0.3, 0.05], ['float16', 0.55, 0.005]] as const) {
+      // Re-quantize the same weights so the comparison is like for like.
+      const { format: _f, formatVersion: _v, quantization: _q, vocabulary: _voc, ...manifest } = base.manifest;
+      const qFiles = await writeBundle({ manifest, encoder: base.encoder, decoder: base.decoder, vocabulary: base.vocabulary, quantization: q });
+      expect(size(qFiles)).toBeLessThan(size(full) * ratio + 4000);
+      const qb = await loadBundle(memorySource(qFiles));
+      const wq = qb.decoder.getLayer('logits').getWeights()[0];
+      const wf = base.decoder.getLayer('logits').getWeights()[0];
+      const range = tf.sub(tf.max(wf), tf.min(wf)).dataSync()[0];
+      expect(tf.max(tf.abs(tf.sub(wq, wf))).dataSync()[0]).toBeLessThan(range * tol);
+      expect(JSON.parse(dec.decode(qFiles.get('decoder/model.json')!)).weightsManifest[0].weights[0].quantization.dtype).toBe(q);
+    }
+  });
+
+  it('float16 conversion is exact for representable values and rounds to nearest', () => {
+    expect([...toFloat16(new Float32Array([0, 1, -2, 0.5, 65504, 1e6, -1e-9]))]).toEqual([0, 0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00, 0x8000]);
+  });
+
+  it('rejects manifests that do not fit, naming the fields', async () => {
+    const files = await tinyBundle();
+    await expect(loadBundle(memorySource(withManifest(files, (m) => (m.formatVersion = 99))))).rejects.toThrow(/formatVersion 99 is not supported/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => { m.decoder.units = -1; m.quantization = 'int3'; })))).rejects.toThrow(/decoder.units.*quantization must be one of/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => (m.decoder.vocabSize = 99))))).rejects.toThrow(/vocabulary sizes disagree/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => (m.encoder.featureSize = 7))))).rejects.toThrow(/encoder output has 24 features, manifest says 7/);
+    const missing = new Map(files);
+    missing.delete('decoder/weights.bin');
+    await expect(loadBundle(memorySource(missing))).rejects.toThrow(BundleError);
+    await expect(loadBundle(memorySource(new Map()))).rejects.toThrow(/cannot read manifest.json/);
+    expect(() => validateManifest([])).toThrow(/not a JSON object/);
+  });
+});
+
+describe('captioner', () => {
+  it('captions images, returns ordered alternatives and validates options', async () => {
+    const c = await loadCaptioner(memorySource(await tinyBundle()));
+    const r = c.caption(image(1), { beam: 3, alternatives: 3 });
+    expect(typeof r.caption).toBe('string');
+    expect(r.alternatives[0].caption).toBe(r.caption);
+    for (let i = 1; i < r.alternatives.length; i++) expect(r.alternatives[i - 1].score).toBeGreaterThanOrEqual(r.alternatives[i].score);
+    expect(r.timings.encoderMs).toBeGreaterThanOrEqual(0);
+    const g = c.caption(image(1), { beam: 1 });
+    const b1 = c.captionFeatures(c.encode(image(1)), { beam: 1 })[0];
+    expect(b1.caption).toBe(g.caption);
+    expect(() => c.caption(image(1), { beam: 0 })).toThrow(CaptionOptionError);
+    expect(() => c.caption(image(1), { beam: 2, alternatives: 3 })).toThrow(/alternatives must be an integer from 1 to beam \(2\)/);
+    expect(() => c.caption(image(1), { maxLength: 50 })).toThrow(/maxLength must be an integer from 1 to 7/);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) c.caption(image(i), { beam: 3, alternatives: 2 });
+    expect(tf.memory().numTensors).toBe(before);
+    c.dispose();
+  });
+});

@@ -1,0 +1,108 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { beamSearch, greedyBatch } from '../shared/decoding/search';
+import { buildDecoder } from '../shared/models/decoder';
+import { decodeStep, decoderWeights, forwardSequence, initialState } from '../shared/models/decoder-ops';
+import { buildCompactVgg16, compactVgg16Cost } from '../shared/models/vgg16';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+
+describe('compact VGG16', () => {
+  it('has VGG16 layout and the configured output', () => {
+    const m = buildCompactVgg16({ widthMultiplier: 0.25, inputSize: 64, featureSize: 40 });
+    const convs = m.layers.filter((l) => l.getClassName() === 'Conv2D');
+    expect(convs.map((l) => l.name)).toEqual([
+      'block1_conv1', 'block1_conv2', 'block2_conv1', 'block2_conv2',
+      'block3_conv1', 'block3_conv2', 'block3_conv3', 'block4_conv1', 'block4_conv2', 'block4_conv3',
+      'block5_conv1', 'block5_conv2', 'block5_conv3',
+    ]);
+    expect(m.layers.filter((l) => l.getClassName() === 'MaxPooling2D')).toHaveLength(5);
+    expect(m.outputs[0].shape).toEqual([null, 40]);
+    expect(compactVgg16Cost({ widthMultiplier: 0.25, inputSize: 64, featureSize: 40 }).params).toBe(m.countParams());
+  });
+
+  it('counts full VGG16 like the literature (14.7 M conv params, 15.3 GFLOP at 224²)', () => {
+    const c = compactVgg16Cost({ widthMultiplier: 1, inputSize: 224, featureSize: 0 });
+    expect(c.params).toBe(14_714_688);
+    expect(c.flops / 1e9).toBeCloseTo(30.7, 0); // 15.35 G multiply-adds
+  });
+
+  it('rejects bad configurations with a clear message', () => {
+    expect(() => buildCompactVgg16({ widthMultiplier: 0.25, inputSize: 100, featureSize: 8 })).toThrow(/multiple of 32/);
+    expect(() => buildCompactVgg16({ widthMultiplier: 2, inputSize: 64, featureSize: 8 })).toThrow(/widthMultiplier/);
+  });
+});
+
+describe('decoder', () => {
+  const cfg = { vocabSize: 30, featureSize: 10, embeddingSize: 6, units: 12, maxLength: 8, dropout: 0.3 };
+  const model = buildDecoder(cfg);
+  for (const layer of model.layers) layer.setWeights(layer.getWeights().map((w, i) => tf.randomNormal(w.shape, 0, 0.5, 'float32', i + 7)));
+  const w = decoderWeights(model);
+  const features = tf.randomNormal([3, 10], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const tokens = tf.tensor2d([[1, 5, 7, 9], [1, 4, 4, 2], [1, 8, 0, 0]], undefined, 'int32');
+
+  it('fast sequence pass equals the layers model', () => {
+    expect(maxAbsDiff(model.predict([features, tokens]) as tf.Tensor, forwardSequence(w, features, tokens))).toBeLessThan(1e-5);
+  });
+
+  it('step-by-step decoding equals the sequence pass', () => {
+    let s = initialState(w, features);
+    const steps: tf.Tensor[] = [];
+    const cols = tokens.arraySync();
+    for (let t = 0; t < 4; t++) {
+      const r = decodeStep(w, tf.tensor1d(cols.map((row) => row[t]), 'int32'), s);
+      s = r.state;
+      steps.push(r.logProbs);
+    }
+    expect(maxAbsDiff(tf.logSoftmax(forwardSequence(w, features, tokens)), tf.stack(steps, 1))).toBeLessThan(1e-5);
+  });
+
+  it('dropout with a seed is reproducible and differs from inference', () => {
+    const a = forwardSequence(w, features, tokens, 0.5, 11);
+    const b = forwardSequence(w, features, tokens, 0.5, 11);
+    expect(maxAbsDiff(a, b)).toBe(0);
+    expect(maxAbsDiff(a, forwardSequence(w, features, tokens))).toBeGreaterThan(1e-3);
+  });
+
+  const search = { maxLength: 8, startId: 1, endId: 2, bannedIds: [0, 1, 3] };
+
+  it('beam 1 equals greedy decoding', () => {
+    const greedy = greedyBatch(w, features, search);
+    for (let i = 0; i < 3; i++) {
+      const f = features.slice([i, 0], [1, 10]) as tf.Tensor2D;
+      const [best] = beamSearch(w, f, { ...search, beam: 1, alternatives: 1 });
+      expect(best.tokens).toEqual(greedy[i].tokens);
+      expect(best.logProb).toBeCloseTo(greedy[i].logProb, 4);
+    }
+  });
+
+  it('beam search returns distinct alternatives, best first, never banned tokens', () => {
+    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    const hyps = beamSearch(w, f, { ...search, beam: 5, alternatives: 5 });
+    expect(hyps.length).toBeGreaterThan(1);
+    expect(new Set(hyps.map((h) => h.tokens.join(' '))).size).toBe(hyps.length);
+    for (let i = 1; i < hyps.length; i++) expect(hyps[i - 1].score).toBeGreaterThanOrEqual(hyps[i].score);
+    for (const h of hyps) {
+      expect(h.tokens.some((t) => [0, 1, 2, 3].includes(t))).toBe(false);
+      expect(h.tokens.length).toBeLessThanOrEqual(8);
+    }
+    // Wider beams never find a worse best hypothesis than greedy under the same score.
+    const [g] = beamSearch(w, f, { ...search, beam: 1, alternatives: 1 });
+    expect(hyps[0].score).toBeGreaterThanOrEqual(g.score - 1e-6);
+  });
+
+  it('search leaks no tensors', () => {
+    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    beamSearch(w, f, { ...search, beam: 3, alternatives: 3 });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      beamSearch(w, f, { ...search, beam: 3, alternatives: 3 });
+      greedyBatch(w, features, search);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
