@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { BundleManifest } from './bundle/manifest';
 import { loadBundle } from './bundle/load';
 import type { BundleSource } from './bundle/source';

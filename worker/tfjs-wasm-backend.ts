@@ -23,17 +23,16 @@ const SENTINEL = new ArrayBuffer(0);
 
 let initPromise: Promise<WasmBackendInfo> | null = null;
 
-/** Idempotent; concurrent callers share one initialisation (and its failure). */
+/**
+ * Idempotent; concurrent callers share one initialisation (and its failure: tfjs cannot retry).
+ * Call before any other tf.* use, or tfjs starts its own wasm init, which fails in workerd.
+ */
 export function initWasmBackend(): Promise<WasmBackendInfo> {
   initPromise ??= doInit();
   return initPromise;
 }
 
 async function doInit(): Promise<WasmBackendInfo> {
-  if (tf.findBackend('wasm') != null) {
-    await setAndCheck();
-    return { backend: 'wasm', simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT') };
-  }
   const factory = tf.findBackendFactory('wasm');
   if (factory == null) {
     throw new Error('tfjs wasm backend is not registered (@tensorflow/tfjs-backend-wasm not loaded)');
@@ -57,19 +56,15 @@ async function doInit(): Promise<WasmBackendInfo> {
     true,
   );
 
+  // Calling the factory ourselves (not tf.setBackend, which only returns false) keeps the reason.
   const backend = await withPrecompiledModule(async () => factory());
-  // Register the ready instance so setBackend() cannot re-run (or silently skip) init.
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', () => backend, 2);
-  await setAndCheck();
-  return { backend: 'wasm', simd: true };
-}
-
-async function setAndCheck(): Promise<void> {
   const ok = await tf.setBackend('wasm');
   if (!ok || tf.getBackend() !== 'wasm') {
     throw new Error(`tfjs wasm backend: setBackend('wasm') failed (active backend: ${tf.getBackend()})`);
   }
+  return { backend: 'wasm', simd: true };
 }
 
 /** Runs tfjs' wasm init with the fetch/instantiate hooks in place; always restores them. */
@@ -89,9 +84,8 @@ async function withPrecompiledModule<T>(run: () => Promise<T>): Promise<T> {
       return Promise.resolve({ ok: true, arrayBuffer: () => Promise.resolve(SENTINEL) });
     }
     if (path === OTHER_URL) {
-      const e = new Error('tfjs asked for a non-SIMD or threaded wasm binary; only the SIMD binary is bundled');
-      fail(e);
-      return Promise.reject(e);
+      fail(new Error('tfjs asked for a non-SIMD or threaded wasm binary; only the SIMD binary is bundled'));
+      return new Promise<never>(() => {}); // settled through `failed`, not tfjs' unguarded chain
     }
     return prevFetch.call(platform, path, init, options as never);
   }) as typeof platform.fetch;
@@ -119,7 +113,10 @@ async function withPrecompiledModule<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** tfjs detects neither browser nor node in workerd; give it the few services it needs. */
+/**
+ * tfjs normally picks its 'browser' platform in workerd (WorkerGlobalScope exists); if it found
+ * none, give it the few services it needs.
+ */
 function ensurePlatform(): void {
   if (tf.env().platform != null) return;
   const encoder = new TextEncoder();

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { Vocabulary } from '../text/vocabulary';
 import { BundleError, validateManifest, type BundleManifest } from './manifest';
 import { loadLayersModel } from './model-io';
@@ -6,8 +6,8 @@ import type { BundleSource } from './source';
 
 export interface LoadedBundle {
   manifest: BundleManifest;
-  encoder: tf.LayersModel;
-  decoder: tf.LayersModel;
+  encoder: tfl.LayersModel;
+  decoder: tfl.LayersModel;
   vocabulary: Vocabulary;
   /** Bytes of every file read (manifest, vocabulary, model.json files and shards). */
   bytes: number;
@@ -60,7 +60,7 @@ export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
   return { manifest, encoder, decoder, vocabulary: vocab, bytes };
 }
 
-function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tf.LayersModel, decoder: tf.LayersModel): void {
+function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tfl.LayersModel, decoder: tfl.LayersModel): void {
   const problems: string[] = [];
   const encIn = encoder.inputs[0].shape;
   const encOut = encoder.outputs[0].shape;

@@ -1,10 +1,11 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import type { Quantization } from './manifest';
 import { quantizeWeights } from './quantize';
 import { dirname, joinPath, type BundleSource } from './source';
 
 /** Serialises a layers model to `<dir>/model.json` + `<dir>/weights.bin` (quantized as asked). */
-export async function serializeLayersModel(model: tf.LayersModel, dir: string, quantization: Quantization): Promise<Map<string, Uint8Array>> {
+export async function serializeLayersModel(model: tfl.LayersModel, dir: string, quantization: Quantization): Promise<Map<string, Uint8Array>> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   await model.save(
     tf.io.withSaveHandler(async (a) => {
@@ -17,7 +18,7 @@ export async function serializeLayersModel(model: tf.LayersModel, dir: string, q
   const q = quantizeWeights(artifacts.weightSpecs, weightData, quantization);
   const modelJson = {
     format: 'layers-model',
-    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
     convertedBy: 'edge-captioner export',
     modelTopology: artifacts.modelTopology,
     weightsManifest: [{ paths: ['weights.bin'], weights: q.specs }],
@@ -29,7 +30,7 @@ export async function serializeLayersModel(model: tf.LayersModel, dir: string, q
 }
 
 /** Loads a tfjs-layers model.json (and its shards, relative to it) from a bundle source. */
-export async function loadLayersModel(source: BundleSource, modelPath: string): Promise<tf.LayersModel> {
+export async function loadLayersModel(source: BundleSource, modelPath: string): Promise<tfl.LayersModel> {
   const handler: tf.io.IOHandler = {
     load: async () => {
       const json = JSON.parse(new TextDecoder().decode(await source.read(modelPath))) as tf.io.ModelJSON;
@@ -53,5 +54,5 @@ export async function loadLayersModel(source: BundleSource, modelPath: string): 
       return { modelTopology: json.modelTopology, weightSpecs: specs, weightData: data.buffer, format: json.format };
     },
   };
-  return tf.loadLayersModel(handler);
+  return tfl.loadLayersModel(handler);
 }

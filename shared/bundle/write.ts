@@ -1,12 +1,12 @@
-import type * as tf from '@tensorflow/tfjs';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Vocabulary } from '../text/vocabulary';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, validateManifest, type BundleManifest, type Quantization } from './manifest';
 import { serializeLayersModel } from './model-io';
 
 export interface BundleContents {
   manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'quantization' | 'vocabulary' | 'createdAt'> & { createdAt?: string };
-  encoder: tf.LayersModel;
-  decoder: tf.LayersModel;
+  encoder: tfl.LayersModel;
+  decoder: tfl.LayersModel;
   vocabulary: Vocabulary;
   quantization: Quantization;
 }

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { decodeStep, initialState, type DecoderWeights, type LstmState } from '../models/decoder-ops';
 
 /** One decoded caption as token ids (without `<start>`/`<end>`). */

@@ -15,10 +15,11 @@ export interface DecodeOptions {
 }
 
 /**
- * Edge defaults. A Worker isolate has 128 MB, shared with the model's wasm heap. jpeg-js needs
- * ~13 bytes/pixel for a 4:2:0 photo (Int32 DCT blocks, component planes, RGB output), so 96 MB
- * admits photos up to ~7 MP; larger ones fail early with 413 instead of crashing the isolate.
- * The pixel cap (24 MP) bounds everything else, e.g. a tiny PNG that inflates to a huge canvas.
+ * Edge defaults. A Worker isolate has 128 MB, shared with the model's wasm heap. jpeg-js keeps
+ * Int32 DCT blocks, component planes and two RGB copies: ~13.5 bytes/pixel for 4:2:0 photos,
+ * 21 (measured) for 4:4:4, so 96 MB admits ~7 MP / ~4.7 MP; bigger JPEGs get a 413 before the
+ * decoder allocates instead of killing the isolate. The 24 MP cap bounds the rest (e.g. a small
+ * PNG that inflates to a huge canvas) and is checked from the header first.
  */
 export const DEFAULT_MAX_PIXELS = 24_000_000;
 export const DEFAULT_MAX_MEMORY_MB = 96;

@@ -1,4 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { DECODER_LAYER_NAMES } from './decoder';
 
 /** The decoder's weights as plain tensors (tf.Variables while training). */
@@ -16,7 +17,7 @@ export interface LstmState {
 }
 
 /** The live weights of a decoder built by `buildDecoder` (variables, not copies). */
-export function decoderWeights(model: tf.LayersModel): DecoderWeights {
+export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
   const vars = (name: string) => model.getLayer(name).weights.map((w) => w.read());
   const [hK, hB] = vars(DECODER_LAYER_NAMES.initH);
   const [cK, cB] = vars(DECODER_LAYER_NAMES.initC);

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 /**
  * The caption decoder: "init-inject" (as in Show and Tell). The image feature sets the LSTM's
@@ -29,17 +29,17 @@ export const DECODER_LAYER_NAMES = {
  * output next-word logits [B, T, V]. This is what the bundle stores; training and serving run the
  * same weights through the faster functions in `decoder-ops.ts`.
  */
-export function buildDecoder(cfg: DecoderConfig): tf.LayersModel {
-  const features = tf.input({ shape: [cfg.featureSize], name: 'features' });
-  const tokens = tf.input({ shape: [null], dtype: 'int32', name: 'tokens' });
-  const f = tf.layers.dropout({ rate: cfg.dropout, name: 'feature_dropout' }).apply(features) as tf.SymbolicTensor;
-  const h0 = tf.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initH }).apply(f);
-  const c0 = tf.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initC }).apply(f);
-  let x = tf.layers
+export function buildDecoder(cfg: DecoderConfig): tfl.LayersModel {
+  const features = tfl.input({ shape: [cfg.featureSize], name: 'features' });
+  const tokens = tfl.input({ shape: [null], dtype: 'int32', name: 'tokens' });
+  const f = tfl.layers.dropout({ rate: cfg.dropout, name: 'feature_dropout' }).apply(features) as tfl.SymbolicTensor;
+  const h0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initH }).apply(f);
+  const c0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initC }).apply(f);
+  let x = tfl.layers
     .embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embeddingSize, name: DECODER_LAYER_NAMES.embedding })
-    .apply(tokens) as tf.SymbolicTensor;
-  x = tf.layers.dropout({ rate: cfg.dropout, name: 'embedding_dropout' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers
+    .apply(tokens) as tfl.SymbolicTensor;
+  x = tfl.layers.dropout({ rate: cfg.dropout, name: 'embedding_dropout' }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers
     .lstm({
       units: cfg.units,
       returnSequences: true,
@@ -48,8 +48,8 @@ export function buildDecoder(cfg: DecoderConfig): tf.LayersModel {
       recurrentInitializer: 'glorotUniform',
       name: DECODER_LAYER_NAMES.lstm,
     })
-    .apply(x, { initialState: [h0, c0] }) as tf.SymbolicTensor;
-  x = tf.layers.dropout({ rate: cfg.dropout, name: 'lstm_dropout' }).apply(x) as tf.SymbolicTensor;
-  const logits = tf.layers.dense({ units: cfg.vocabSize, name: DECODER_LAYER_NAMES.logits }).apply(x) as tf.SymbolicTensor;
-  return tf.model({ inputs: [features, tokens], outputs: logits, name: 'caption_decoder' });
+    .apply([x, h0, c0] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor; // [inputs, h0, c0]: the image sets the initial state
+  x = tfl.layers.dropout({ rate: cfg.dropout, name: 'lstm_dropout' }).apply(x) as tfl.SymbolicTensor;
+  const logits = tfl.layers.dense({ units: cfg.vocabSize, name: DECODER_LAYER_NAMES.logits }).apply(x) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: [features, tokens], outputs: logits, name: 'caption_decoder' });
 }

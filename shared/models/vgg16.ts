@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 /** VGG16's convolutional layout: [filters, convolutions] per block, max-pooling after each block. */
 export const VGG16_BLOCKS: ReadonlyArray<readonly [number, number]> = [
@@ -41,15 +41,15 @@ function validate(cfg: CompactVgg16Config): void {
  * size, then global average pooling and a linear projection to `featureSize`. Layer names follow
  * Keras' VGG16 (`block1_conv1` …) so real VGG16 weights can be imported into multiplier 1.
  */
-export function buildCompactVgg16(cfg: CompactVgg16Config): tf.LayersModel {
+export function buildCompactVgg16(cfg: CompactVgg16Config): tfl.LayersModel {
   validate(cfg);
-  const input = tf.input({ shape: [cfg.inputSize, cfg.inputSize, 3], name: 'image' });
-  let x: tf.SymbolicTensor = input;
+  const input = tfl.input({ shape: [cfg.inputSize, cfg.inputSize, 3], name: 'image' });
+  let x: tfl.SymbolicTensor = input;
   const widths = blockWidths(cfg.widthMultiplier);
   VGG16_BLOCKS.forEach(([, convs], b) => {
     for (let c = 1; c <= convs; c++) {
       const name = `block${b + 1}_conv${c}`;
-      x = tf.layers
+      x = tfl.layers
         .conv2d({
           filters: widths[b],
           kernelSize: 3,
@@ -59,19 +59,19 @@ export function buildCompactVgg16(cfg: CompactVgg16Config): tf.LayersModel {
           kernelInitializer: 'heNormal',
           name,
         })
-        .apply(x) as tf.SymbolicTensor;
+        .apply(x) as tfl.SymbolicTensor;
       if (cfg.batchNorm) {
-        x = tf.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(x) as tf.SymbolicTensor;
-        x = tf.layers.reLU({ name: `${name}_relu` }).apply(x) as tf.SymbolicTensor;
+        x = tfl.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(x) as tfl.SymbolicTensor;
+        x = tfl.layers.reLU({ name: `${name}_relu` }).apply(x) as tfl.SymbolicTensor;
       }
     }
-    x = tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tf.SymbolicTensor;
+    x = tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tfl.SymbolicTensor;
   });
-  x = tf.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as tf.SymbolicTensor;
+  x = tfl.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as tfl.SymbolicTensor;
   if (cfg.featureSize > 0) {
-    x = tf.layers.dense({ units: cfg.featureSize, name: 'projection' }).apply(x) as tf.SymbolicTensor;
+    x = tfl.layers.dense({ units: cfg.featureSize, name: 'projection' }).apply(x) as tfl.SymbolicTensor;
   }
-  return tf.model({ inputs: input, outputs: x, name: 'compact_vgg16' });
+  return tfl.model({ inputs: input, outputs: x, name: 'compact_vgg16' });
 }
 
 export interface ModelCost {

@@ -34,7 +34,7 @@ async function uploadedImages(req: Request, maxBytes: number, maxImages: number)
     } catch {
       throw new ApiError(400, 'bad_request', 'the multipart/form-data body could not be parsed');
     }
-    const files = form.getAll('image');
+    const files = form.getAll('image') as unknown as (File | string)[];
     if (files.length === 0) throw new ApiError(400, 'bad_request', "multipart body has no 'image' field");
     if (files.length > maxImages) throw new ApiError(413, 'payload_too_large', `at most ${maxImages} images per request, got ${files.length}`);
     const out: Uint8Array[] = [];

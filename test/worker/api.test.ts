@@ -1,0 +1,160 @@
+import { env } from 'cloudflare:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { encode as encodePng } from 'fast-png';
+import jpeg from 'jpeg-js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { memorySource } from '../../shared/bundle/source';
+import { createApp } from '../../worker/app';
+import { initWasmBackend } from '../../worker/tfjs-wasm-backend';
+import { tinyBundle } from '../helpers/tiny-bundle';
+
+let files: Map<string, Uint8Array>;
+let app: ReturnType<typeof createApp>;
+
+function pixels(w: number, h: number, seed: number, channels = 4): Uint8Array {
+  const data = new Uint8Array(w * h * channels);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < channels; c++) data[(y * w + x) * channels + c] = c === 3 ? 255 : (x * (seed + c + 1) * 7 + y * 13 * (c + seed)) & 255;
+  return data;
+}
+const jpegOf = (w: number, h: number, seed = 1) => new Uint8Array(jpeg.encode({ width: w, height: h, data: pixels(w, h, seed) }, 90).data);
+const pngOf = (w: number, h: number, seed = 1) => encodePng({ width: w, height: h, data: pixels(w, h, seed, 3), channels: 3, depth: 8 });
+
+const post = (body: BodyInit | null, type: string | null, query = '', extra: Record<string, string> = {}) =>
+  app.request(`/v1/captions${query}`, { method: 'POST', body, headers: { ...(type ? { 'Content-Type': type } : {}), ...extra } }, env);
+
+async function expectError(res: Response, status: number, code: string): Promise<string> {
+  expect(res.status).toBe(status);
+  const j = (await res.json()) as { error: { code: string; message: string } };
+  expect(j.error.code).toBe(code);
+  expect(j.error.message.length).toBeGreaterThan(5);
+  return j.error.message;
+}
+
+beforeAll(async () => {
+  await initWasmBackend();
+  files = await tinyBundle({ quantization: 'uint8' });
+  app = createApp({ bundleSource: () => memorySource(files) });
+});
+
+describe('POST /v1/captions', () => {
+  it('captions a JPEG on the wasm backend, with timings, Server-Timing and CORS', async () => {
+    const res = await post(jpegOf(64, 48), 'image/jpeg', '?beam=3&alternatives=3', { Origin: 'https://example.org' });
+    expect(res.status).toBe(200);
+    const j = (await res.json()) as any;
+    expect(typeof j.caption).toBe('string');
+    expect(j.model).toEqual({ id: 'tiny-test', version: '0.0.1' });
+    expect(j.alternatives[0].caption).toBe(j.caption);
+    expect(new Set(j.alternatives.map((a: any) => a.caption)).size).toBe(j.alternatives.length);
+    for (let i = 1; i < j.alternatives.length; i++) expect(j.alternatives[i - 1].score).toBeGreaterThanOrEqual(j.alternatives[i].score);
+    for (const k of ['decodeMs', 'preprocessMs', 'encoderMs', 'decoderMs', 'totalMs']) expect(j.timings[k]).toBeGreaterThanOrEqual(0);
+    expect(res.headers.get('Server-Timing')).toMatch(/encoder;dur=[\d.]+/);
+    expect(res.headers.get('Access-Control-Allow-Origin')).toBe('*');
+    expect(tf.getBackend()).toBe('wasm');
+    const health = (await (await app.request('/healthz', {}, env)).json()) as any;
+    expect(health).toMatchObject({ status: 'ok', modelLoaded: true, backend: 'wasm' });
+    expect(health.wasmMemoryBytes).toBeGreaterThan(0);
+  });
+
+  it('captions a PNG, and beam 1 gives the greedy caption for the same pixels as JPEG decoding would', async () => {
+    const res = await post(pngOf(40, 40), 'image/png', '?beam=1');
+    expect(res.status).toBe(200);
+    const j = (await res.json()) as any;
+    expect(j.alternatives).toHaveLength(1);
+    const again = (await (await post(pngOf(40, 40), 'image/png', '?beam=1&alternatives=1')).json()) as any;
+    expect(again.caption).toBe(j.caption);
+  });
+
+  it('captions several images from one multipart request, one result each', async () => {
+    const form = new FormData();
+    form.append('image', new File([jpegOf(50, 50, 1)], 'a.jpg', { type: 'image/jpeg' }));
+    form.append('image', new File([pngOf(30, 20, 2)], 'b.png', { type: 'image/png' }));
+    form.append('image', new File([jpegOf(80, 60, 3)], 'c.jpg', { type: 'image/jpeg' }));
+    const res = await app.request('/v1/captions?beam=2', { method: 'POST', body: form }, env);
+    expect(res.status).toBe(200);
+    const j = (await res.json()) as any[];
+    expect(Array.isArray(j)).toBe(true);
+    expect(j).toHaveLength(3);
+    for (const r of j) expect(typeof r.caption).toBe('string');
+  });
+
+  it('answers bad input with JSON 4xx errors', async () => {
+    // Bytes that are no known image format at all, whatever the declared type.
+    await expectError(await post(new Uint8Array(100).fill(7), 'image/jpeg'), 415, 'unsupported_media_type');
+    await expectError(await post(jpegOf(32, 32).slice(0, 200), 'image/jpeg'), 415, 'undecodable_image');
+    expect(await expectError(await post(jpegOf(32, 32), 'image/gif'), 415, 'unsupported_media_type')).toMatch(/image\/jpeg, image\/png/);
+    await expectError(await post(jpegOf(32, 32), null), 415, 'unsupported_media_type');
+    await expectError(await post(new Uint8Array(0), 'image/jpeg'), 400, 'bad_request');
+    expect(await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?beam=abc'), 400, 'invalid_parameter')).toMatch(/beam/);
+    expect(await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?beam=20'), 400, 'invalid_parameter')).toMatch(/from 1 to 10/);
+    await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?beam=2&alternatives=3'), 400, 'invalid_parameter');
+    await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?colour=red'), 400, 'invalid_parameter');
+    const noImage = new FormData();
+    noImage.append('photo', 'x');
+    await expectError(await app.request('/v1/captions', { method: 'POST', body: noImage }, env), 400, 'bad_request');
+    await expectError(await app.request('/v1/nothing', {}, env), 404, 'not_found');
+  });
+
+  it('refuses bodies over the limit, with or without Content-Length', async () => {
+    const limited = { ...env, MAX_BODY_BYTES: '1000' };
+    const big = jpegOf(64, 64);
+    expect(big.byteLength).toBeGreaterThan(1000);
+    const withLength = await app.request('/v1/captions', { method: 'POST', body: big, headers: { 'Content-Type': 'image/jpeg', 'Content-Length': String(big.byteLength) } }, limited);
+    await expectError(withLength, 413, 'payload_too_large');
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < big.byteLength; i += 300) c.enqueue(big.slice(i, i + 300));
+        c.close();
+      },
+    });
+    const chunked = await app.request('/v1/captions', { method: 'POST', body: stream, headers: { 'Content-Type': 'image/jpeg' }, duplex: 'half' } as RequestInit, limited);
+    await expectError(chunked, 413, 'payload_too_large');
+    // A body that lies about its length is counted too.
+    const lying = await Promise.resolve(app.request('/v1/captions', { method: 'POST', body: big, headers: { 'Content-Type': 'image/jpeg', 'Content-Length': '10' } }, limited)).catch(() => null);
+    if (lying) expect([400, 413]).toContain(lying.status);
+  });
+
+  it('refuses images over the pixel limit before decoding them', async () => {
+    const res = await app.request('/v1/captions', { method: 'POST', body: jpegOf(200, 100), headers: { 'Content-Type': 'image/jpeg' } }, { ...env, MAX_PIXELS: '10000' });
+    expect(await expectError(res, 413, 'image_too_large')).toMatch(/10000|pixels|MP/);
+  });
+
+  it('leaks no tensors across requests', async () => {
+    await post(jpegOf(48, 48, 9), 'image/jpeg', '?beam=3&alternatives=2');
+    const after1 = tf.memory().numTensors;
+    for (let i = 0; i < 20; i++) {
+      const r = await post(jpegOf(48, 48, i), 'image/jpeg', `?beam=${1 + (i % 4)}`);
+      expect(r.status).toBe(200);
+      await post(new Uint8Array(10), 'image/jpeg');
+    }
+    expect(tf.memory().numTensors).toBe(after1);
+  });
+
+  it('answers CORS preflight', async () => {
+    const res = await app.request('/v1/captions', { method: 'OPTIONS', headers: { Origin: 'https://example.org', 'Access-Control-Request-Method': 'POST' } }, env);
+    expect(res.status).toBe(204);
+    expect(res.headers.get('Access-Control-Allow-Methods')).toMatch(/POST/);
+  });
+});
+
+describe('model lifecycle', () => {
+  it('serves the model card from the manifest', async () => {
+    const j = (await (await app.request('/v1/model', {}, env)).json()) as any;
+    expect(j).toMatchObject({ id: 'tiny-test', quantization: 'uint8', encoder: { architecture: 'compact-vgg16', inputSize: 32 } });
+    expect(j.bundleBytes).toBe([...files.values()].reduce((a, f) => a + f.byteLength, 0));
+  });
+
+  it('answers 503 with a clear message when the bundle is missing or invalid, and loads once', async () => {
+    const broken = createApp({ bundleSource: () => memorySource(new Map(), 'empty') });
+    expect(await expectError(await broken.request('/v1/captions', { method: 'POST', body: jpegOf(32, 32), headers: { 'Content-Type': 'image/jpeg' } }, env), 503, 'model_unavailable')).toMatch(/manifest\.json/);
+    // Bad input still gets its own 4xx, without touching the model.
+    await expectError(await broken.request('/v1/captions', { method: 'POST', body: new Uint8Array(5), headers: { 'Content-Type': 'image/png' } }, env), 415, 'unsupported_media_type');
+
+    let reads = 0;
+    const counting = createApp({ bundleSource: () => ({ description: 'counting', read: (p) => { if (p === 'manifest.json') reads++; return memorySource(files).read(p); } }) });
+    const many = await Promise.all([1, 2, 3, 4].map((s) => counting.request('/v1/captions?beam=1', { method: 'POST', body: jpegOf(32, 32, s), headers: { 'Content-Type': 'image/jpeg' } }, env)));
+    expect(many.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(reads).toBe(1);
+  });
+});
