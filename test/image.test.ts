@@ -83,11 +83,11 @@ describe('decodeImage: JPEG', () => {
     expectClose(px(img, 2, 8), [20, 20, 220], 12);
   });
 
-  it('rejects truncated JPEGs as undecodable (422)', () => {
+  it('rejects truncated JPEGs as undecodable (415)', () => {
     const jpg = jpegOf(64, 48);
     for (const cut of [jpg.length >> 1, jpg.length - 40]) {
       const e = errorOf(() => decodeImage(jpg.subarray(0, cut)));
-      expect([e.code, e.status]).toEqual(['undecodable_image', 422]);
+      expect([e.code, e.status]).toEqual(['undecodable_image', 415]);
       expect(e.message).toMatch(/JPEG/);
     }
     const headerOnly = errorOf(() => decodeImage(jpg.subarray(0, 20)));
@@ -157,12 +157,12 @@ describe('decodeImage: PNG', () => {
     expect(Array.from(p2.data)).toEqual([255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30]);
   });
 
-  it('rejects truncated or corrupted PNGs as undecodable (422)', () => {
+  it('rejects truncated or corrupted PNGs as undecodable (415)', () => {
     const data = Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 7) % 256);
     const png = encodePng({ width: 32, height: 32, data, channels: 3 });
     for (const bad of [png.subarray(0, png.length >> 1), png.subarray(0, png.length - 13), png.subarray(0, 20)]) {
       const e = errorOf(() => decodeImage(bad));
-      expect([e.code, e.status]).toEqual(['undecodable_image', 422]);
+      expect([e.code, e.status]).toEqual(['undecodable_image', 415]);
     }
     const flipped = png.slice();
     flipped[60] ^= 0xff; // inside IDAT: caught by the CRC check
@@ -195,9 +195,9 @@ describe('decodeImage: unsupported input', () => {
     expect(e.message).toContain('image/webp');
   });
 
-  it('treats bytes that do not match a declared JPEG/PNG type as undecodable (422)', () => {
+  it('treats bytes that do not match a declared JPEG/PNG type as undecodable (415)', () => {
     const e = errorOf(() => decodeImage(new Uint8Array([1, 2, 3, 4]), { declaredType: 'image/png' }));
-    expect([e.code, e.status]).toEqual(['undecodable_image', 422]);
+    expect([e.code, e.status]).toEqual(['undecodable_image', 415]);
   });
 });
 

@@ -128,7 +128,7 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
           const targets = tf.tensor2d(b.targets, [b.size, b.steps], 'int32');
           const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, cfg.seed * 7919 + epoch * 100003 + step * 7), targets), vars);
           const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
-          optimizer.applyGradients(clipped as tf.NamedVariableMap);
+          optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
           return value;
         });
         lossSum += loss.dataSync()[0] * b.size;

@@ -9,7 +9,7 @@ export type ImageInputErrorCode = 'unsupported_media_type' | 'undecodable_image'
 
 const STATUS: Record<ImageInputErrorCode, 413 | 415 | 422> = {
   unsupported_media_type: 415,
-  undecodable_image: 422,
+  undecodable_image: 415,
   image_too_large: 413,
 };
 
