@@ -1,7 +1,7 @@
 #!/usr/bin/env -S npx tsx
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
-import { DEFAULT_DECODER_CONFIG, type DecoderTrainConfig } from './config';
+import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, type DecoderTrainConfig, type DistillConfig } from './config';
 import { defaultPaths } from './paths';
 
 const paths = defaultPaths();
@@ -111,6 +111,41 @@ program
   .action(async (f) => {
     const { exportCommand } = await import('./commands/export');
     await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization });
+  });
+
+const dc = DEFAULT_DISTILL_CONFIG;
+program
+  .command('distill')
+  .description('distil a compact VGG16 from a teacher CNN on the train split (+ unsplit photos), with checkpoints and resume')
+  .option('--teacher <model.json>', 'teacher tfjs-layers model (env TEACHER_MODEL)', paths.teacherModel)
+  .option('--teacher-layer <name>', 'teacher layer whose output the student learns', 'global_average_pooling2d_1')
+  .addOption(new Option('--teacher-normalization <mode>', 'pixel normalisation the teacher expects').choices(Object.keys(normalizations)).default('unit'))
+  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
+  .option('--run <dir>', 'run folder (an existing one resumes)')
+  .option('--width <x>', 'width multiplier on VGG16 channels', num, dc.widthMultiplier)
+  .option('--input-size <n>', 'student input side (multiple of 32)', int, dc.inputSize)
+  .option('--epochs <n>', 'epochs', int, dc.epochs)
+  .option('--batch-size <n>', 'views per step', int, dc.batchSize)
+  .option('--lr <x>', 'peak Adam learning rate (cosine decay)', num, dc.learningRate)
+  .option('--dev-images <n>', 'dev images for the fidelity check (0 = all)', int, dc.devImages)
+  .option('--decoder-bundle <dir>', 'bundle whose decoder was trained on teacher features: dev CIDEr-D on student features each epoch')
+  .option('--max-steps <n>', 'stop after this many steps (benchmarks; resume later)', int)
+  .option('--seed <n>', 'random seed', int, dc.seed)
+  .action(async (f) => {
+    const { distillCommand } = await import('./commands/distill');
+    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, devImages: f.devImages, seed: f.seed };
+    await distillCommand({
+      dataPath: program.opts().data,
+      teacherModel: f.teacher,
+      teacherLayer: f.teacherLayer,
+      teacherNormalization: normalizations[f.teacherNormalization as keyof typeof normalizations],
+      cacheDir: f.cache,
+      runsDir: paths.runsDir,
+      runDir: f.run,
+      config,
+      decoderBundle: f.decoderBundle,
+      maxSteps: f.maxSteps,
+    });
   });
 
 program.parseAsync().catch((e: unknown) => {

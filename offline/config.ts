@@ -36,3 +36,34 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
   devEvalImages: 0,
   seed: 42,
 };
+
+/** Every setting of the encoder distillation (overridable from the CLI). */
+export interface DistillConfig {
+  widthMultiplier: number;
+  inputSize: number;
+  batchSize: number;
+  epochs: number;
+  learningRate: number;
+  /** Final learning rate as a fraction of the first (cosine decay over all steps). */
+  minLearningRateFraction: number;
+  /** Weight of (1 − cosine similarity) next to the normalised squared error. */
+  cosineWeight: number;
+  /** Checkpoint every this many steps (and at each epoch's end). */
+  checkpointEvery: number;
+  /** Dev images for the per-epoch fidelity check (0 = all). */
+  devImages: number;
+  seed: number;
+}
+
+export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
+  widthMultiplier: 0.25,
+  inputSize: 112,
+  batchSize: 32,
+  epochs: 8,
+  learningRate: 2e-3,
+  minLearningRateFraction: 0.05,
+  cosineWeight: 1,
+  checkpointEvery: 100,
+  devImages: 500,
+  seed: 7,
+};

@@ -10,6 +10,7 @@ import type { DecoderTrainConfig } from '../config';
 import { captionFeatureSet, type FeatureSet } from '../evaluate/caption-features';
 import { scoreCaptions } from '../metrics';
 import { fileSource } from '../fs-source';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { rng } from '../random';
 import { createProgress } from '../report/progress';
@@ -81,18 +82,7 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
   const optimizer = tf.train.adam(cfg.learningRate);
   if (existsSync(statePath) && existsSync(join(runDir, CHECKPOINT, 'model.json'))) {
     state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainState;
-    model = await loadLayersModel(fileSource(join(runDir, CHECKPOINT)), 'model.json');
-    const opt = JSON.parse(readFileSync(join(runDir, CHECKPOINT, 'optimizer.json'), 'utf8')) as { name: string; shape: number[] }[];
-    const data = new Float32Array(new Uint8Array(readFileSync(join(runDir, CHECKPOINT, 'optimizer.bin'))).buffer);
-    let o = 0;
-    await optimizer.setWeights(
-      opt.map((s) => {
-        const n = s.shape.reduce((a, b) => a * b, 1);
-        const t = tf.tensor(data.slice(o, o + n), s.shape);
-        o += n;
-        return { name: s.name, tensor: t };
-      }),
-    );
+    model = await loadCheckpoint(join(runDir, CHECKPOINT), optimizer);
     log(`resuming ${runDir} after epoch ${state.epoch} (best dev CIDEr-D ${state.bestCiderD.toFixed(4)} at epoch ${state.bestEpoch})`);
   } else {
     model = buildDecoder(decoderConfig);
@@ -160,7 +150,7 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
         state.done = true;
       }
       if (epoch === cfg.epochs) state.done = true;
-      await saveCheckpoint(runDir, model, optimizer);
+      await saveCheckpoint(join(runDir, CHECKPOINT), model, optimizer);
       writeJsonAtomic(statePath, state);
       await writePlots(runDir, state.history);
     }
@@ -177,22 +167,6 @@ function gatherRows(set: FeatureSet, rows: number[]): Float32Array {
   const out = new Float32Array(rows.length * F);
   rows.forEach((r, i) => out.set(set.matrix.subarray(r * F, (r + 1) * F), i * F));
   return out;
-}
-
-async function saveCheckpoint(runDir: string, model: tf.LayersModel, optimizer: tf.Optimizer): Promise<void> {
-  const files = await serializeLayersModel(model, '', 'none');
-  const named = await optimizer.getWeights();
-  const specs = named.map((n) => ({ name: n.name, shape: n.tensor.shape }));
-  const total = named.reduce((a, n) => a + n.tensor.size, 0);
-  const data = new Float32Array(total);
-  let o = 0;
-  for (const n of named) {
-    data.set(await n.tensor.data() as Float32Array, o);
-    o += n.tensor.size;
-  }
-  files.set('optimizer.json', new TextEncoder().encode(JSON.stringify(specs)));
-  files.set('optimizer.bin', new Uint8Array(data.buffer));
-  writeDirAtomic(join(runDir, CHECKPOINT), files);
 }
 
 async function writePlots(runDir: string, history: EpochRecord[]): Promise<void> {

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Normalization } from '../../shared/bundle/manifest';
+import { loadBundle } from '../../shared/bundle/load';
+import { decodeImage } from '../../shared/image/decode';
+import type { RgbImage } from '../../shared/image/types';
+import { decoderWeights } from '../../shared/models/decoder-ops';
+import { compactVgg16Cost } from '../../shared/models/vgg16';
+import { normalizeCaption } from '../../shared/text/tokenizer';
+import { selectBackend } from '../backend';
+import type { DistillConfig } from '../config';
+import { readDataset } from '../data/captions';
+import { distillStudent, studentConfig } from '../distill/train-student';
+import { captionFeatureSet } from '../evaluate/caption-features';
+import { loadFeatureEncoder } from '../features/encoder';
+import { precomputeFeatures } from '../features/precompute';
+import { writeJsonAtomic } from '../fs-atomic';
+import { fileSource } from '../fs-source';
+import { scoreCaptions } from '../metrics';
+import { createProgress } from '../report/progress';
+import { createRunDir } from '../run-folder';
+import { registerWasmTrainingKernels } from '../wasm-kernels';
+
+export interface DistillCommandOptions {
+  dataPath: string;
+  teacherModel: string;
+  teacherLayer?: string;
+  teacherNormalization: Normalization;
+  cacheDir: string;
+  runsDir: string;
+  runDir?: string;
+  config: DistillConfig;
+  /** A bundle whose decoder was trained on the teacher's features: dev CIDEr-D on student features each epoch. */
+  decoderBundle?: string;
+  maxSteps?: number;
+}
+
+const log = (l: string) => console.error(l);
+
+function decodeAll(dir: string, names: string[], label: string): RgbImage[] {
+  const bar = createProgress(names.length, label, { unit: 'img' });
+  const out = names.map((n) => {
+    const img = decodeImage(new Uint8Array(readFileSync(join(dir, n))));
+    bar.tick(1);
+    return img;
+  });
+  bar.stop();
+  return out;
+}
+
+/** `offline:distill`: a compact VGG16 student trained to reproduce the teacher's features. */
+export async function distillCommand(o: DistillCommandOptions): Promise<string> {
+  const backend = await selectBackend();
+  if (backend === 'wasm') registerWasmTrainingKernels();
+  const runDir = createRunDir(o.runsDir, 'distill', o.runDir);
+  log(`run folder: ${runDir}`);
+  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
+  const dataset = readDataset(o.dataPath);
+  // Train split plus the photos in no split; dev only for measuring, test never.
+  const trainNames = [...dataset.splits.train, ...dataset.splits.unsplit];
+  const devNames = dataset.splits.dev.slice(0, o.config.devImages || undefined);
+  const teacher = await loadFeatureEncoder({ modelPath: o.teacherModel, layer: o.teacherLayer, normalization: o.teacherNormalization });
+  const devTeacher = await precomputeFeatures({ dataset, names: devNames, encoder: teacher, cacheDir: o.cacheDir });
+  const train = decodeAll(dataset.imageDir, trainNames, 'decode train photos');
+  const dev = decodeAll(dataset.imageDir, devTeacher.names, 'decode dev photos');
+
+  let evaluateDev: ((f: Float32Array) => Record<string, number>) | undefined;
+  let teacherCiderD: number | null = null;
+  if (o.decoderBundle) {
+    const b = await loadBundle(fileSource(o.decoderBundle));
+    const w = decoderWeights(b.decoder);
+    const refs = new Map(devTeacher.names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
+    const cider = (matrix: Float32Array) =>
+      scoreCaptions(refs, captionFeatureSet(w, b.vocabulary, { names: devTeacher.names, matrix, featureSize: teacher.featureSize }, { beam: 1, maxLength: b.manifest.decoder.maxLength })).ciderD;
+    teacherCiderD = cider(devTeacher.matrix);
+    log(`decoder ${o.decoderBundle}: dev CIDEr-D (greedy) on teacher features ${teacherCiderD.toFixed(4)}`);
+    evaluateDev = (f) => ({ ciderD: cider(f), teacherCiderD: teacherCiderD! });
+  }
+  const { state } = await distillStudent({
+    config: o.config,
+    runDir,
+    teacher: { model: teacher.model, inputSize: teacher.inputSize, featureSize: teacher.featureSize, normalization: teacher.normalization },
+    train,
+    dev: { images: dev, teacherFeatures: devTeacher.matrix },
+    evaluateDev,
+    maxSteps: o.maxSteps,
+  });
+  const cost = compactVgg16Cost(studentConfig(o.config, teacher.featureSize));
+  writeJsonAtomic(join(runDir, 'summary.json'), {
+    runDir,
+    backend,
+    teacher: { model: o.teacherModel, layer: o.teacherLayer, id: teacher.id },
+    student: { ...studentConfig(o.config, teacher.featureSize), params: cost.params, flops: cost.flops },
+    trainImages: train.length,
+    devImages: dev.length,
+    teacherDevCiderD: teacherCiderD,
+    bestEpoch: state.bestEpoch,
+    bestDevCosine: state.bestDevCosine,
+    history: state.history,
+  });
+  return runDir;
+}

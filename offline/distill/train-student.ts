@@ -1,0 +1,209 @@
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
+import type { Normalization } from '../../shared/bundle/manifest';
+import type { RgbImage } from '../../shared/image/types';
+import { foldBatchNorm } from '../../shared/models/fold-batch-norm';
+import { buildCompactVgg16, compactVgg16Cost, type CompactVgg16Config } from '../../shared/models/vgg16';
+import type { DistillConfig } from '../config';
+import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { fileSource } from '../fs-source';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoint';
+import { rng, shuffle } from '../random';
+import { lineChartSvg } from '../report/plot';
+import { createProgress } from '../report/progress';
+import { augmentedView, DEFAULT_AUGMENT, viewInput } from './augment';
+import { cosineSimilarity, distillLoss } from './loss';
+
+export interface Teacher {
+  model: tf.LayersModel;
+  inputSize: number;
+  featureSize: number;
+  normalization: Normalization;
+}
+
+export interface DistillEpoch {
+  epoch: number;
+  loss: number;
+  seconds: number;
+  imagesPerSecond: number;
+  learningRate: number;
+  /** Mean cosine similarity of student and teacher features on unaugmented dev images. */
+  devCosine: number;
+  /** Extra dev figures from the caller, e.g. the caption decoder's CIDEr-D on student features. */
+  dev?: Record<string, number>;
+}
+
+export interface DistillState {
+  epoch: number;
+  /** Steps done inside `epoch + 1` (resume point). */
+  step: number;
+  globalStep: number;
+  lossSum: number;
+  seenInEpoch: number;
+  secondsInEpoch: number;
+  bestEpoch: number;
+  bestDevCosine: number;
+  history: DistillEpoch[];
+  done: boolean;
+}
+
+export interface DistillInput {
+  config: DistillConfig;
+  runDir: string;
+  teacher: Teacher;
+  /** Decoded training photos (train split plus photos in no split; never dev or test). */
+  train: RgbImage[];
+  dev: { images: RgbImage[]; teacherFeatures: Float32Array };
+  /** Extra per-epoch evaluation on the student's dev features (e.g. decoder CIDEr-D). */
+  evaluateDev?: (studentFeatures: Float32Array) => Record<string, number>;
+  /** Stop after this many optimisation steps in this process (benchmarks). */
+  maxSteps?: number;
+  log?: (line: string) => void;
+}
+
+export const STUDENT_NORMALIZATION: Normalization = { channelOrder: 'rgb', mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
+
+export function studentConfig(c: DistillConfig, featureSize: number): CompactVgg16Config {
+  return { widthMultiplier: c.widthMultiplier, inputSize: c.inputSize, featureSize, batchNorm: true };
+}
+
+/**
+ * Distils a batch-normalised compact VGG16 from a teacher CNN: each step draws augmented views
+ * (random resized crop, flip, colour jitter), runs the teacher on each view at its own input size
+ * and trains the student to reproduce the teacher's feature. Checkpoints every `checkpointEvery`
+ * steps; a run folder that has one resumes mid-epoch. The best epoch (dev cosine) is kept,
+ * batch-norm folded, in `<runDir>/student/`.
+ */
+export async function distillStudent(input: DistillInput): Promise<{ student: tf.LayersModel; state: DistillState }> {
+  const { config: cfg, runDir, teacher } = input;
+  const log = input.log ?? ((l: string) => console.error(l));
+  const arch = studentConfig(cfg, teacher.featureSize);
+  const statePath = join(runDir, 'distill-state.json');
+  const ckpt = join(runDir, 'checkpoint');
+  const optimizer = tf.train.adam(cfg.learningRate);
+  let state: DistillState = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, bestEpoch: 0, bestDevCosine: -1, history: [], done: false };
+  let student: tf.LayersModel;
+  if (existsSync(statePath) && existsSync(join(ckpt, 'model.json'))) {
+    state = JSON.parse(readFileSync(statePath, 'utf8')) as DistillState;
+    student = await loadCheckpoint(ckpt, optimizer);
+    log(`resuming ${runDir}: epoch ${state.epoch + 1}, step ${state.step}`);
+  } else {
+    student = buildCompactVgg16(arch);
+    const cost = compactVgg16Cost(arch);
+    log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
+  }
+  const vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
+  const stepsPerEpoch = Math.floor(input.train.length / cfg.batchSize);
+  const totalSteps = stepsPerEpoch * cfg.epochs;
+  const lrAt = (t: number) => {
+    const warm = Math.min(1, (t + 1) / 100);
+    const min = cfg.learningRate * cfg.minLearningRateFraction;
+    return warm * (min + (cfg.learningRate - min) * 0.5 * (1 + Math.cos((Math.PI * t) / totalSteps)));
+  };
+  const S = cfg.inputSize;
+  const T = teacher.inputSize;
+  let stepsThisProcess = 0;
+
+  for (let epoch = state.epoch + 1; epoch <= cfg.epochs && !state.done; epoch++) {
+    const order = shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch));
+    const bar = createProgress(stepsPerEpoch - state.step, `distill epoch ${epoch}/${cfg.epochs}`, { unit: 'step' });
+    let t0 = Date.now();
+    for (let step = state.step; step < stepsPerEpoch; step++) {
+      const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
+      const sIn = new Float32Array(cfg.batchSize * S * S * 3);
+      const tIn = new Float32Array(cfg.batchSize * T * T * 3);
+      for (let b = 0; b < cfg.batchSize; b++) {
+        const view = augmentedView(input.train[order[step * cfg.batchSize + b]], DEFAULT_AUGMENT, random);
+        viewInput(view, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
+        viewInput(view, T, teacher.normalization, tIn, b * T * T * 3);
+      }
+      const lr = lrAt(state.globalStep);
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      const loss = tf.tidy(() => {
+        const target = tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D;
+        const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
+        const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
+        optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+        return value;
+      });
+      state.lossSum += loss.dataSync()[0];
+      loss.dispose();
+      state.step = step + 1;
+      state.globalStep++;
+      state.seenInEpoch += cfg.batchSize;
+      bar.tick(1);
+      stepsThisProcess++;
+      const last = step + 1 === stepsPerEpoch;
+      if (state.step % cfg.checkpointEvery === 0 || last || (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps)) {
+        state.secondsInEpoch += (Date.now() - t0) / 1000;
+        t0 = Date.now();
+        await saveCheckpoint(ckpt, student, optimizer);
+        writeJsonAtomic(statePath, state);
+      }
+      if (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps) {
+        bar.stop();
+        return { student, state };
+      }
+    }
+    bar.stop();
+    const devFeatures = studentFeatures(student, input.dev.images, S);
+    const devCosine = meanCosine(devFeatures, input.dev.teacherFeatures, teacher.featureSize);
+    const rec: DistillEpoch = {
+      epoch,
+      loss: state.lossSum / stepsPerEpoch,
+      seconds: state.secondsInEpoch,
+      imagesPerSecond: state.seenInEpoch / Math.max(1e-9, state.secondsInEpoch),
+      learningRate: lrAt(state.globalStep - 1),
+      devCosine,
+      dev: input.evaluateDev?.(devFeatures),
+    };
+    state.history.push(rec);
+    log(`distill epoch ${epoch}: loss ${rec.loss.toFixed(4)}, ${rec.imagesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${rec.dev ? ` ${JSON.stringify(rec.dev)}` : ''}`);
+    if (devCosine > state.bestDevCosine) {
+      state.bestDevCosine = devCosine;
+      state.bestEpoch = epoch;
+      const folded = foldBatchNorm(student, arch);
+      writeDirAtomic(join(runDir, 'student'), await serializeLayersModel(folded, '', 'none'));
+      folded.dispose();
+    }
+    Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
+    await saveCheckpoint(ckpt, student, optimizer);
+    writeJsonAtomic(statePath, state);
+    await writePlots(runDir, state.history);
+  }
+  student.dispose();
+  const best = await loadLayersModel(fileSource(join(runDir, 'student')), 'model.json');
+  return { student: best, state };
+}
+
+/** Student features of unaugmented images (inference mode), row-major. */
+export function studentFeatures(student: tf.LayersModel, images: RgbImage[], size: number, batch = 32): Float32Array {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < images.length; i += batch) {
+    const chunk = images.slice(i, i + batch);
+    const x = new Float32Array(chunk.length * size * size * 3);
+    chunk.forEach((img, k) => viewInput(img, size, STUDENT_NORMALIZATION, x, k * size * size * 3));
+    out.push(tf.tidy(() => (student.predict(tf.tensor4d(x, [chunk.length, size, size, 3])) as tf.Tensor).dataSync() as Float32Array));
+  }
+  const all = new Float32Array(out.reduce((a, b) => a + b.length, 0));
+  let o = 0;
+  for (const f of out) {
+    all.set(f, o);
+    o += f.length;
+  }
+  return all;
+}
+
+function meanCosine(a: Float32Array, b: Float32Array, F: number): number {
+  return tf.tidy(() => tf.mean(cosineSimilarity(tf.tensor2d(a, [a.length / F, F]), tf.tensor2d(b, [b.length / F, F]))).dataSync()[0]);
+}
+
+async function writePlots(runDir: string, history: DistillEpoch[]): Promise<void> {
+  writeFileAtomic(join(runDir, 'distill-loss.svg'), await lineChartSvg({ title: 'Distillation loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.loss]) }] }));
+  const series = [{ name: 'dev cosine to teacher', points: history.map((h) => [h.epoch, h.devCosine] as [number, number]) }];
+  const extra = Object.keys(history[history.length - 1]?.dev ?? {});
+  for (const k of extra) series.push({ name: `dev ${k}`, points: history.filter((h) => h.dev?.[k] !== undefined).map((h) => [h.epoch, h.dev![k]] as [number, number]) });
+  writeFileAtomic(join(runDir, 'distill-fidelity.svg'), await lineChartSvg({ title: 'Student fidelity on dev', xLabel: 'epoch', yLabel: 'score', series }));
+}

@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../offline/backend';
+import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
+import { augmentedView, DEFAULT_AUGMENT } from '../offline/distill/augment';
+import { distillStudent, studentFeatures } from '../offline/distill/train-student';
+import { rng } from '../offline/random';
+import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
+import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
+import type { RgbImage } from '../shared/image/types';
+import { foldBatchNorm } from '../shared/models/fold-batch-norm';
+import { buildCompactVgg16 } from '../shared/models/vgg16';
+
+const root = mkdtempSync(join(tmpdir(), 'distill-'));
+beforeAll(async () => {
+  if ((await selectBackend()) === 'wasm') registerWasmTrainingKernels();
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function photo(seed: number, size = 48): RgbImage {
+  const r = rng(seed);
+  const base = [r() * 255, r() * 255, r() * 255];
+  const data = new Uint8Array(size * size * 3);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      for (let c = 0; c < 3; c++) data[(y * size + x) * 3 + c] = Math.min(255, base[c] * (0.5 + (x / size) * (c === 0 ? 1 : 0.3)) + ((y * 5) % 30));
+  return { width: size, height: size, data };
+}
+
+describe('batch-norm folding', () => {
+  it('the folded plain VGG16 computes what the batch-normalised one does at inference', () => {
+    const cfg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 6, batchNorm: true };
+    const bn = buildCompactVgg16(cfg);
+    // Non-trivial statistics, as training would leave them.
+    for (const l of bn.layers.filter((l) => l.name.endsWith('_bn'))) {
+      const [g, b, m, v] = l.getWeights();
+      l.setWeights([tf.randomUniform(g.shape, 0.5, 1.5), tf.randomNormal(b.shape, 0, 0.2), tf.randomNormal(m.shape, 0, 0.3), tf.randomUniform(v.shape, 0.5, 2)]);
+    }
+    const plain = foldBatchNorm(bn, cfg);
+    expect(plain.layers.some((l) => l.name.endsWith('_bn'))).toBe(false);
+    const x = tf.randomUniform([2, 32, 32, 3], -1, 1);
+    const a = bn.predict(x) as tf.Tensor;
+    const b = plain.predict(x) as tf.Tensor;
+    const scale = tf.max(tf.abs(a)).dataSync()[0];
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4 * Math.max(1, scale));
+  });
+});
+
+describe('augmentation', () => {
+  it('crops within bounds, is deterministic per seed, and changes pixels', () => {
+    const img = photo(3, 64);
+    const a = augmentedView(img, DEFAULT_AUGMENT, rng(5));
+    const b = augmentedView(img, DEFAULT_AUGMENT, rng(5));
+    expect(a).toEqual(b);
+    expect(a.width).toBeLessThanOrEqual(64);
+    expect(a.width * a.height).toBeGreaterThanOrEqual(Math.floor(0.4 * 64 * 64));
+    const c = augmentedView(img, DEFAULT_AUGMENT, rng(6));
+    expect(c.data).not.toEqual(a.data);
+  });
+});
+
+describe('distillation', () => {
+  it('learns the teacher\'s features, checkpoints, and resumes mid-epoch', async () => {
+    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 });
+    const train = Array.from({ length: 16 }, (_, i) => photo(i + 1));
+    const dev = Array.from({ length: 4 }, (_, i) => photo(100 + i));
+    const teacherDev = studentFeatures(teacher, dev, 32);
+    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 3, learningRate: 3e-3, checkpointEvery: 2, devImages: 0 };
+    const runDir = join(root, 'run');
+    const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
+    // Stop part-way through epoch 1, as a kill would, then resume in a new call.
+    const partial = await distillStudent({ config, runDir, teacher: t, train, dev: { images: dev, teacherFeatures: teacherDev }, maxSteps: 3, log: () => {} });
+    expect(partial.state.globalStep).toBe(3);
+    expect(JSON.parse(readFileSync(join(runDir, 'distill-state.json'), 'utf8')).step).toBe(3);
+    const lines: string[] = [];
+    const { student, state } = await distillStudent({ config, runDir, teacher: t, train, dev: { images: dev, teacherFeatures: teacherDev }, log: (l) => lines.push(l) });
+    expect(lines[0]).toMatch(/resuming .* epoch 1, step 3/);
+    expect(state.globalStep).toBe(12);
+    expect(state.history).toHaveLength(3);
+    expect(state.history[2].loss).toBeLessThan(state.history[0].loss);
+    for (const f of ['student/model.json', 'checkpoint/optimizer.bin', 'distill-loss.svg', 'distill-fidelity.svg']) expect(existsSync(join(runDir, f)), f).toBe(true);
+    expect(student.layers.some((l) => l.name.endsWith('_bn'))).toBe(false);
+    expect(student.outputs[0].shape).toEqual([null, 8]);
+  });
+});
