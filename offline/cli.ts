@@ -130,10 +130,12 @@ program
   .option('--dev-images <n>', 'dev images for the fidelity check (0 = all)', int, dc.devImages)
   .option('--decoder-bundle <dir>', 'bundle whose decoder was trained on teacher features: dev CIDEr-D on student features each epoch')
   .option('--max-steps <n>', 'stop after this many steps (benchmarks; resume later)', int)
+  .option('--batch-norm', 'batch-normalise while training (folded on export; ~2× slower steps on wasm)', dc.batchNorm)
+  .addOption(new Option('--targets <mode>', "teacher targets: 'cached-views' (photo + mirror, computed once) or 'per-step' (teacher on every augmented view)").choices(['cached-views', 'per-step']).default(dc.targets))
   .option('--seed <n>', 'random seed', int, dc.seed)
   .action(async (f) => {
     const { distillCommand } = await import('./commands/distill');
-    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, devImages: f.devImages, seed: f.seed };
+    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets };
     await distillCommand({
       dataPath: program.opts().data,
       teacherModel: f.teacher,

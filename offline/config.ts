@@ -52,6 +52,10 @@ export interface DistillConfig {
   checkpointEvery: number;
   /** Dev images for the per-epoch fidelity check (0 = all). */
   devImages: number;
+  /** Batch-normalise while training (folded on export): steadier, but ~2× slower steps on wasm. */
+  batchNorm: boolean;
+  /** Teacher targets: 'per-step' runs the teacher on every augmented view; 'cached-views' caches it for the photo and its mirror image. */
+  targets: 'per-step' | 'cached-views';
   seed: number;
 }
 
@@ -65,5 +69,7 @@ export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   cosineWeight: 1,
   checkpointEvery: 100,
   devImages: 500,
+  batchNorm: false,
+  targets: 'cached-views',
   seed: 7,
 };

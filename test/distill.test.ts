@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../offline/backend';
 import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
-import { augmentedView, DEFAULT_AUGMENT } from '../offline/distill/augment';
+import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, mirrored } from '../offline/distill/augment';
 import { distillStudent, studentFeatures } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
@@ -55,10 +55,16 @@ describe('augmentation', () => {
     const a = augmentedView(img, DEFAULT_AUGMENT, rng(5));
     const b = augmentedView(img, DEFAULT_AUGMENT, rng(5));
     expect(a).toEqual(b);
-    expect(a.width).toBeLessThanOrEqual(64);
-    expect(a.width * a.height).toBeGreaterThanOrEqual(Math.floor(0.4 * 64 * 64));
+    expect(a.image.width).toBeLessThanOrEqual(64);
+    expect(a.image.width * a.image.height).toBeGreaterThanOrEqual(Math.floor(0.4 * 64 * 64));
     const c = augmentedView(img, DEFAULT_AUGMENT, rng(6));
-    expect(c.data).not.toEqual(a.data);
+    expect(c.image.data).not.toEqual(a.image.data);
+    // Cached-view mode keeps the whole photo, mirrored or not, so the cached teacher feature fits.
+    for (let s = 0; s < 6; s++) {
+      const v = augmentedView(img, CACHED_VIEW_AUGMENT, rng(s));
+      expect([v.image.width, v.image.height]).toEqual([64, 64]);
+    }
+    expect(mirrored(mirrored(img))).toEqual(img);
   });
 });
 
@@ -84,5 +90,16 @@ describe('distillation', () => {
     for (const f of ['student/model.json', 'checkpoint/optimizer.bin', 'distill-loss.svg', 'distill-fidelity.svg']) expect(existsSync(join(runDir, f)), f).toBe(true);
     expect(student.layers.some((l) => l.name.endsWith('_bn'))).toBe(false);
     expect(student.outputs[0].shape).toEqual([null, 8]);
+  });
+
+  it('trains from teacher features cached per view (photo and mirror image)', async () => {
+    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 });
+    const train = Array.from({ length: 8 }, (_, i) => photo(i + 1));
+    const targets: [Float32Array, Float32Array] = [studentFeatures(teacher, train, 32), studentFeatures(teacher, train.map(mirrored), 32)];
+    const dev = train.slice(0, 2);
+    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 4, learningRate: 3e-3, devImages: 0, batchNorm: true };
+    const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
+    const { state } = await distillStudent({ config, runDir: join(root, 'cached'), teacher: t, train, cachedTargets: targets, dev: { images: dev, teacherFeatures: targets[0].slice(0, 16) }, log: () => {} });
+    expect(state.history[3].loss).toBeLessThan(state.history[0].loss);
   });
 });

@@ -32,7 +32,7 @@ describe('compact VGG16', () => {
   });
 
   it('rejects bad configurations with a clear message', () => {
-    expect(() => buildCompactVgg16({ widthMultiplier: 0.25, inputSize: 100, featureSize: 8 })).toThrow(/multiple of 32/);
+    expect(() => buildCompactVgg16({ widthMultiplier: 0.25, inputSize: 100, featureSize: 8 })).toThrow(/multiple of 16/);
     expect(() => buildCompactVgg16({ widthMultiplier: 2, inputSize: 64, featureSize: 8 })).toThrow(/widthMultiplier/);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Normalization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
@@ -12,7 +12,8 @@ import type { DistillConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { distillStudent, studentConfig } from '../distill/train-student';
 import { captionFeatureSet } from '../evaluate/caption-features';
-import { loadFeatureEncoder } from '../features/encoder';
+import { loadFeatureEncoder, type FeatureEncoder } from '../features/encoder';
+import { mirrored } from '../distill/augment';
 import { precomputeFeatures } from '../features/precompute';
 import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
@@ -61,26 +62,48 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
   const devNames = dataset.splits.dev.slice(0, o.config.devImages || undefined);
   const teacher = await loadFeatureEncoder({ modelPath: o.teacherModel, layer: o.teacherLayer, normalization: o.teacherNormalization });
   const devTeacher = await precomputeFeatures({ dataset, names: devNames, encoder: teacher, cacheDir: o.cacheDir });
-  const train = decodeAll(dataset.imageDir, trainNames, 'decode train photos');
+  let cachedTargets: [Float32Array, Float32Array] | undefined;
+  let usedNames = trainNames;
+  if (o.config.targets === 'cached-views') {
+    // The teacher's answer for each photo and its mirror image, computed once into the feature cache.
+    const plain = await precomputeFeatures({ dataset, names: trainNames, encoder: teacher, cacheDir: o.cacheDir });
+    const mirror: FeatureEncoder = { ...teacher, id: `${teacher.id}-mirror`, encodeBatch: (imgs) => teacher.encodeBatch(imgs.map(mirrored)) };
+    const flipped = await precomputeFeatures({ dataset, names: plain.names, encoder: mirror, cacheDir: o.cacheDir });
+    if (flipped.names.length !== plain.names.length) throw new Error('mirrored teacher features are missing for some photos');
+    usedNames = plain.names;
+    cachedTargets = [plain.matrix, flipped.matrix];
+    log(`teacher targets cached for ${usedNames.length} photos and their mirror images`);
+  }
+  const train = decodeAll(dataset.imageDir, usedNames, 'decode train photos');
   const dev = decodeAll(dataset.imageDir, devTeacher.names, 'decode dev photos');
 
-  let evaluateDev: ((f: Float32Array) => Record<string, number>) | undefined;
+  let evaluateDev: ((f: Float32Array) => Promise<Record<string, number>>) | undefined;
   let teacherCiderD: number | null = null;
   if (o.decoderBundle) {
-    const b = await loadBundle(fileSource(o.decoderBundle));
-    const w = decoderWeights(b.decoder);
+    const bundleDir = o.decoderBundle;
     const refs = new Map(devTeacher.names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
-    const cider = (matrix: Float32Array) =>
-      scoreCaptions(refs, captionFeatureSet(w, b.vocabulary, { names: devTeacher.names, matrix, featureSize: teacher.featureSize }, { beam: 1, maxLength: b.manifest.decoder.maxLength })).ciderD;
-    teacherCiderD = cider(devTeacher.matrix);
-    log(`decoder ${o.decoderBundle}: dev CIDEr-D (greedy) on teacher features ${teacherCiderD.toFixed(4)}`);
-    evaluateDev = (f) => ({ ciderD: cider(f), teacherCiderD: teacherCiderD! });
+    let cider: ((matrix: Float32Array) => number) | null = null;
+    // Loaded at the first epoch's end when it exists by then: the decoder may still be training.
+    const ensure = async (): Promise<boolean> => {
+      if (cider) return true;
+      if (!existsSync(join(bundleDir, 'manifest.json'))) return false;
+      const b = await loadBundle(fileSource(bundleDir));
+      const w = decoderWeights(b.decoder);
+      cider = (matrix) =>
+        scoreCaptions(refs, captionFeatureSet(w, b.vocabulary, { names: devTeacher.names, matrix, featureSize: teacher.featureSize }, { beam: 1, maxLength: b.manifest.decoder.maxLength })).ciderD;
+      teacherCiderD = cider(devTeacher.matrix);
+      log(`decoder ${bundleDir}: dev CIDEr-D (greedy) on teacher features ${teacherCiderD.toFixed(4)}`);
+      return true;
+    };
+    await ensure();
+    evaluateDev = async (f) => ((await ensure()) && cider ? { ciderD: cider(f), teacherCiderD: teacherCiderD! } : ({} as Record<string, number>));
   }
   const { state } = await distillStudent({
     config: o.config,
     runDir,
     teacher: { model: teacher.model, inputSize: teacher.inputSize, featureSize: teacher.featureSize, normalization: teacher.normalization },
     train,
+    cachedTargets,
     dev: { images: dev, teacherFeatures: devTeacher.matrix },
     evaluateDev,
     maxSteps: o.maxSteps,

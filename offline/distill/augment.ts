@@ -14,13 +14,16 @@ export interface AugmentConfig {
 }
 
 export const DEFAULT_AUGMENT: AugmentConfig = { cropScale: [0.45, 1], cropRatio: [3 / 4, 4 / 3], flip: true, colourJitter: 0.25 };
+/** For targets cached per view (original and mirrored photo): no crop, mild colour jitter only. */
+export const CACHED_VIEW_AUGMENT: AugmentConfig = { cropScale: [1, 1], cropRatio: [1, 1], flip: true, colourJitter: 0.1 };
 
 /** One augmented view's pixels: a crop (flipped, colour-jittered) of the source, as a new RgbImage. */
-export function augmentedView(img: RgbImage, cfg: AugmentConfig, random: () => number): RgbImage {
+export function augmentedView(img: RgbImage, cfg: AugmentConfig, random: () => number): { image: RgbImage; flipped: boolean } {
   const { width: W, height: H } = img;
   let cw = W;
   let ch = H;
-  for (let tries = 0; tries < 10; tries++) {
+  const full = cfg.cropScale[0] >= 1;
+  for (let tries = 0; tries < 10 && !full; tries++) {
     const area = W * H * (cfg.cropScale[0] + random() * (cfg.cropScale[1] - cfg.cropScale[0]));
     const logR = Math.log(cfg.cropRatio[0]) + random() * (Math.log(cfg.cropRatio[1]) - Math.log(cfg.cropRatio[0]));
     const r = Math.exp(logR);
@@ -67,7 +70,7 @@ export function augmentedView(img: RgbImage, cfg: AugmentConfig, random: () => n
       }
     }
   }
-  return { width: cw, height: ch, data: out };
+  return { image: { width: cw, height: ch, data: out }, flipped: flip };
 }
 
 /** The view resized and normalised for one model, written into `out` at `offset`. */
@@ -75,4 +78,19 @@ export function viewInput(view: RgbImage, size: number, norm: Normalization, out
   const px = resizeToFloat(view, size, size);
   normalizeInPlace(px, norm);
   out.set(px, offset);
+}
+
+/** The photo mirrored left to right. */
+export function mirrored(img: RgbImage): RgbImage {
+  const { width: W, height: H } = img;
+  const out = new Uint8Array(img.data.length);
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) {
+      const s = (y * W + x) * 3;
+      const d = (y * W + (W - 1 - x)) * 3;
+      out[d] = img.data[s];
+      out[d + 1] = img.data[s + 1];
+      out[d + 2] = img.data[s + 2];
+    }
+  return { width: W, height: H, data: out };
 }

@@ -13,7 +13,7 @@ import { loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { rng, shuffle } from '../random';
 import { lineChartSvg } from '../report/plot';
 import { createProgress } from '../report/progress';
-import { augmentedView, DEFAULT_AUGMENT, viewInput } from './augment';
+import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, viewInput } from './augment';
 import { cosineSimilarity, distillLoss } from './loss';
 
 export interface Teacher {
@@ -55,9 +55,15 @@ export interface DistillInput {
   teacher: Teacher;
   /** Decoded training photos (train split plus photos in no split; never dev or test). */
   train: RgbImage[];
+  /**
+   * Teacher features cached per view — [original, mirrored], each train.length × F — used instead
+   * of running the teacher in every step (views are then full photos, mirrored or not, with mild
+   * colour jitter, so the cached feature is the teacher's answer for that view).
+   */
+  cachedTargets?: [Float32Array, Float32Array];
   dev: { images: RgbImage[]; teacherFeatures: Float32Array };
   /** Extra per-epoch evaluation on the student's dev features (e.g. decoder CIDEr-D). */
-  evaluateDev?: (studentFeatures: Float32Array) => Record<string, number>;
+  evaluateDev?: (studentFeatures: Float32Array) => Promise<Record<string, number>>;
   /** Stop after this many optimisation steps in this process (benchmarks). */
   maxSteps?: number;
   log?: (line: string) => void;
@@ -66,7 +72,7 @@ export interface DistillInput {
 export const STUDENT_NORMALIZATION: Normalization = { channelOrder: 'rgb', mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
 
 export function studentConfig(c: DistillConfig, featureSize: number): CompactVgg16Config {
-  return { widthMultiplier: c.widthMultiplier, inputSize: c.inputSize, featureSize, batchNorm: true };
+  return { widthMultiplier: c.widthMultiplier, inputSize: c.inputSize, featureSize, batchNorm: c.batchNorm };
 }
 
 /**
@@ -112,17 +118,23 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     let t0 = Date.now();
     for (let step = state.step; step < stepsPerEpoch; step++) {
       const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
+      const cached = input.cachedTargets;
+      const F = teacher.featureSize;
       const sIn = new Float32Array(cfg.batchSize * S * S * 3);
-      const tIn = new Float32Array(cfg.batchSize * T * T * 3);
+      const tIn = cached ? new Float32Array(cfg.batchSize * F) : new Float32Array(cfg.batchSize * T * T * 3);
       for (let b = 0; b < cfg.batchSize; b++) {
-        const view = augmentedView(input.train[order[step * cfg.batchSize + b]], DEFAULT_AUGMENT, random);
-        viewInput(view, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
-        viewInput(view, T, teacher.normalization, tIn, b * T * T * 3);
+        const idx = order[step * cfg.batchSize + b];
+        const view = augmentedView(input.train[idx], cached ? CACHED_VIEW_AUGMENT : DEFAULT_AUGMENT, random);
+        viewInput(view.image, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
+        if (cached) tIn.set(cached[view.flipped ? 1 : 0].subarray(idx * F, (idx + 1) * F), b * F);
+        else viewInput(view.image, T, teacher.normalization, tIn, b * T * T * 3);
       }
       const lr = lrAt(state.globalStep);
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
       const loss = tf.tidy(() => {
-        const target = tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D;
+        const target = cached
+          ? tf.tensor2d(tIn, [cfg.batchSize, F])
+          : (tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D);
         const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
         const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
         optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
@@ -157,16 +169,16 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
       imagesPerSecond: state.seenInEpoch / Math.max(1e-9, state.secondsInEpoch),
       learningRate: lrAt(state.globalStep - 1),
       devCosine,
-      dev: input.evaluateDev?.(devFeatures),
+      dev: await input.evaluateDev?.(devFeatures),
     };
     state.history.push(rec);
     log(`distill epoch ${epoch}: loss ${rec.loss.toFixed(4)}, ${rec.imagesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${rec.dev ? ` ${JSON.stringify(rec.dev)}` : ''}`);
     if (devCosine > state.bestDevCosine) {
       state.bestDevCosine = devCosine;
       state.bestEpoch = epoch;
-      const folded = foldBatchNorm(student, arch);
+      const folded = arch.batchNorm ? foldBatchNorm(student, arch) : student;
       writeDirAtomic(join(runDir, 'student'), await serializeLayersModel(folded, '', 'none'));
-      folded.dispose();
+      if (folded !== student) folded.dispose();
     }
     Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
     await saveCheckpoint(ckpt, student, optimizer);

@@ -24,6 +24,9 @@ import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig, fusedMatMulConfig } from './batch-matmul-transposed';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input';
+import { maxPoolGradConfig } from './max-pool-grad';
+import { sliceConfig, splitVConfig, unpackConfig } from './slice';
+import { sumConfig } from './sum-leading-axes';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum';
 import { BACKEND, OWN_KERNEL, originals } from './util';
 
@@ -33,6 +36,11 @@ export const WASM_TRAINING_KERNELS = {
   _FusedMatMul: fusedMatMulConfig,
   Conv2DBackpropInput: conv2dBackpropInputConfig,
   Conv2DBackpropFilter: conv2dBackpropFilterConfig,
+  MaxPoolGrad: maxPoolGradConfig,
+  Slice: sliceConfig,
+  Unpack: unpackConfig,
+  SplitV: splitVConfig,
+  Sum: sumConfig,
 } as const;
 
 export type WasmTrainingKernelName = keyof typeof WASM_TRAINING_KERNELS;

@@ -12,7 +12,7 @@ export const VGG16_BLOCKS: ReadonlyArray<readonly [number, number]> = [
 export interface CompactVgg16Config {
   /** Channel multiplier on VGG16's widths (1 = full VGG16, 0.25 = the ÷4 model). */
   widthMultiplier: number;
-  /** Square input side in pixels (224 = VGG16's own). Must be a multiple of 32. */
+  /** Square input side in pixels (224 = VGG16's own). Must be a multiple of 16 (the last pooling floors odd sides). */
   inputSize: number;
   /** Output size of the projection after global pooling (the teacher's feature size). 0 = no projection. */
   featureSize: number;
@@ -28,8 +28,8 @@ function validate(cfg: CompactVgg16Config): void {
   if (!(cfg.widthMultiplier > 0 && cfg.widthMultiplier <= 1)) {
     throw new Error(`compact VGG16: widthMultiplier must be in (0, 1], got ${cfg.widthMultiplier}`);
   }
-  if (!Number.isInteger(cfg.inputSize) || cfg.inputSize < 32 || cfg.inputSize % 32 !== 0) {
-    throw new Error(`compact VGG16: inputSize must be a multiple of 32 (≥ 32), got ${cfg.inputSize}`);
+  if (!Number.isInteger(cfg.inputSize) || cfg.inputSize < 32 || cfg.inputSize % 16 !== 0) {
+    throw new Error(`compact VGG16: inputSize must be a multiple of 16 (≥ 32), got ${cfg.inputSize}`);
   }
   if (!Number.isInteger(cfg.featureSize) || cfg.featureSize < 0) {
     throw new Error(`compact VGG16: featureSize must be a non-negative integer, got ${cfg.featureSize}`);
@@ -96,7 +96,7 @@ export function compactVgg16Cost(cfg: CompactVgg16Config): ModelCost {
       flops += 2 * 9 * inCh * out * side * side;
       inCh = out;
     }
-    side /= 2;
+    side = Math.floor(side / 2);
   });
   if (cfg.featureSize > 0) {
     params += inCh * cfg.featureSize + cfg.featureSize;
