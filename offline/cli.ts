@@ -55,6 +55,7 @@ encoderOptions(program.command('train').description('train the caption decoder (
   .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, d.devEvalImages)
   .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
   .option('--seed <n>', 'random seed', int, d.seed)
+  .option('--init-from <run>', 'start from a finished decoder run (its vocabulary and best weights)')
   .option('--quantizations <list>', 'bundles to export and score, comma-separated', 'none,uint8')
   .option('--no-export', 'skip export and bundle evaluation')
   .action(async (f) => {
@@ -87,6 +88,7 @@ encoderOptions(program.command('train').description('train the caption decoder (
       export: f.export,
       quantizations: String(f.quantizations).split(',') as ('uint8' | 'float16' | 'none')[],
       evalImages: f.evalImages,
+      initFrom: f.initFrom,
     });
   });
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Normalization } from '../../shared/bundle/manifest';
+import type { EncoderSpec, Normalization } from '../../shared/bundle/manifest';
+import { compactVgg16Cost } from '../../shared/models/vgg16';
 import { Vocabulary } from '../../shared/text/vocabulary';
 import { selectBackend } from '../backend';
 import type { DecoderTrainConfig } from '../config';
@@ -8,7 +9,7 @@ import { readDataset } from '../data/captions';
 import { readGlove } from '../data/glove';
 import { evaluateBundle } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
-import { loadFeatureEncoder } from '../features/encoder';
+import { loadFeatureEncoder, type FeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { createRunDir } from '../run-folder';
@@ -32,6 +33,8 @@ export interface TrainCommandOptions {
   quantizations: ('uint8' | 'float16' | 'none')[];
   /** Dev images used for the final bundle evaluation (0 = all). */
   evalImages: number;
+  /** A finished decoder run to start from (its vocabulary and best weights), e.g. to adapt a decoder to a new encoder. */
+  initFrom?: string;
 }
 
 const log = (l: string) => console.error(l);
@@ -49,13 +52,14 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   const train = dataset.splits.train;
   const dev = dataset.splits.dev;
   const vocabPath = join(runDir, 'vocab.json');
-  const vocab = existsSync(vocabPath)
-    ? Vocabulary.fromJSON(JSON.parse(readFileSync(vocabPath, 'utf8')))
+  const vocabFrom = existsSync(vocabPath) ? vocabPath : o.initFrom ? join(o.initFrom, 'vocab.json') : null;
+  const vocab = vocabFrom
+    ? Vocabulary.fromJSON(JSON.parse(readFileSync(vocabFrom, 'utf8')))
     : Vocabulary.build(train.flatMap((n) => dataset.captions.get(n) ?? []), cfg.minWordCount);
   writeJsonAtomic(vocabPath, vocab.toJSON());
   log(`vocabulary: ${vocab.size} words (min count ${cfg.minWordCount}) from ${train.length} train images`);
 
-  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer, normalization: o.normalization });
+  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer || undefined, normalization: o.normalization });
   const feats = await precomputeFeatures({ dataset, names: [...train, ...dev], encoder, cacheDir: o.cacheDir });
   log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)`);
   const have = new Set(feats.names);
@@ -81,6 +85,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     train: examples,
     dev: { names: devNames, references: new Map(devNames.map((n) => [n, dataset.captions.get(n) ?? []])) },
     embeddingInit,
+    initDecoder: o.initFrom ? join(o.initFrom, 'best') : undefined,
   });
   const epochSeconds = result.state.history.map((h) => h.seconds);
   const summary: Record<string, unknown> = {
@@ -108,7 +113,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
         version: new Date().toISOString().slice(0, 10),
         description: `LSTM caption decoder trained on Flickr8k features of ${o.encoderModel}`,
         encoder: encoder.model,
-        encoderSpec: { architecture: 'tfjs-layers', inputSize: encoder.inputSize, normalization: encoder.normalization, featureSize: encoder.featureSize },
+        encoderSpec: encoderSpec(encoder),
         decoder: result.decoder,
         decoderConfig: result.decoderConfig,
         vocabulary: vocab,
@@ -134,6 +139,16 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   }
   log(`done: ${join(runDir, 'summary.json')}`);
   return runDir;
+}
+
+/** Manifest entry for the encoder: a compact VGG16 is recognised by its layer names, and its cost recorded. */
+function encoderSpec(e: FeatureEncoder): Omit<EncoderSpec, 'modelPath'> {
+  const base = { inputSize: e.inputSize, normalization: e.normalization, featureSize: e.featureSize };
+  const names = new Set(e.model.layers.map((l) => l.name));
+  if (!names.has('block5_conv3') || !names.has('projection')) return { architecture: 'tfjs-layers', ...base };
+  const widthMultiplier = (e.model.getLayer('block1_conv1').getConfig().filters as number) / 64;
+  const cost = compactVgg16Cost({ widthMultiplier, inputSize: e.inputSize, featureSize: e.featureSize });
+  return { architecture: 'compact-vgg16', ...base, widthMultiplier, params: cost.params, flops: cost.flops };
 }
 
 function median(xs: number[]): number | null {

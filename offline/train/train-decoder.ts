@@ -46,6 +46,8 @@ export interface TrainDecoderInput {
   dev: { names: string[]; references: Map<string, string[]> };
   /** GloVe rows for the vocabulary (vocab.size × embeddingSize), if any. */
   embeddingInit?: Float32Array;
+  /** Start from this decoder's weights (a folder with model.json; same vocabulary and sizes). */
+  initDecoder?: string;
   log?: (line: string) => void;
 }
 
@@ -86,7 +88,12 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
     log(`resuming ${runDir} after epoch ${state.epoch} (best dev CIDEr-D ${state.bestCiderD.toFixed(4)} at epoch ${state.bestEpoch})`);
   } else {
     model = buildDecoder(decoderConfig);
-    if (input.embeddingInit) {
+    if (input.initDecoder) {
+      const init = await loadLayersModel(fileSource(input.initDecoder), 'model.json');
+      for (const layer of model.layers) if (layer.weights.length) layer.setWeights(init.getLayer(layer.name).getWeights());
+      init.dispose();
+      log(`initialised from ${input.initDecoder}`);
+    } else if (input.embeddingInit) {
       const emb = model.getLayer('embedding');
       emb.setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
     }
