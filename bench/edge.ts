@@ -1,0 +1,134 @@
+/**
+ * The edge API under `wrangler dev` (workerd) on this machine: start-up to first caption, warm
+ * latency per caption split into decode / preprocess / encoder / decoder, throughput at 1 and 4
+ * concurrent clients, wasm memory after 100 requests, and the deployable size.
+ *   npm run bench                      # the shipped bundle in assets/model (or a random test bundle if none)
+ *   npm run bench -- --runs 20 --out runs/bench-edge.json
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import jpeg from 'jpeg-js';
+import { startWranglerDev } from '../test/helpers/wrangler-dev';
+import { tinyBundle } from '../test/helpers/tiny-bundle';
+
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '20' }, out: { type: 'string', default: 'runs/bench-edge.json' } } });
+const RUNS = Number(args.runs);
+const root = resolve(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'bench-edge-'));
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size;
+  return n;
+}
+
+/** A photo-like test image: smooth gradients plus texture, so JPEG sizes are realistic. */
+function photoJpeg(w: number, h: number): Uint8Array {
+  const d = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 4;
+      const t = Math.sin(x / 23) * Math.cos(y / 17);
+      d[i] = 120 + 80 * t + ((x * 7 + y * 3) % 20);
+      d[i + 1] = 100 + 60 * Math.sin((x + y) / 40) + ((x * 5) % 15);
+      d[i + 2] = 90 + 70 * Math.cos(y / 30);
+      d[i + 3] = 255;
+    }
+  return new Uint8Array(jpeg.encode({ width: w, height: h, data: d }, 88).data);
+}
+
+const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
+const p95 = (a: number[]) => [...a].sort((p, q) => p - q)[Math.min(a.length - 1, Math.floor(a.length * 0.95))];
+
+let assetsDir = join(root, 'assets');
+let bundleLabel = 'assets/model (shipped)';
+if (!existsSync(join(assetsDir, 'model', 'manifest.json'))) {
+  await tf.setBackend('cpu');
+  assetsDir = join(tmp, 'assets');
+  cpSync(join(root, 'assets'), assetsDir, { recursive: true });
+  for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
+    mkdirSync(dirname(join(assetsDir, 'model', p)), { recursive: true });
+    writeFileSync(join(assetsDir, 'model', p), b);
+  }
+  bundleLabel = 'random-weight test bundle (no shipped model yet)';
+}
+
+const images: Record<string, Uint8Array> = { '224x224': photoJpeg(224, 224), '640x480': photoJpeg(640, 480), '4032x3024': photoJpeg(4032, 3024) };
+const server = await startWranglerDev({ assetsDir });
+const post = async (img: Uint8Array, q: string) => {
+  const t0 = performance.now();
+  const r = await fetch(`${server.url}/v1/captions?${q}`, { method: 'POST', body: img as unknown as BodyInit, headers: { 'Content-Type': 'image/jpeg' } });
+  const body = (await r.json()) as any;
+  return { status: r.status, body, wallMs: performance.now() - t0 };
+};
+const health = async () => (await (await fetch(`${server.url}/healthz`)).json()) as { wasmMemoryBytes: number | null; tensors: number | null };
+
+const results: Record<string, unknown> = { bundle: bundleLabel, serverReadyMs: server.readyMs, date: new Date().toISOString() };
+try {
+  const first = await post(images['224x224'], 'beam=3');
+  results.startToFirstCaptionMs = server.readyMs + first.wallMs;
+  results.firstCaptionRequestMs = first.wallMs;
+  results.firstCaption = first.body.caption;
+  const memory: Record<string, unknown> = { afterFirst: await health() };
+  const rows: Record<string, unknown>[] = [];
+  for (const [name, img] of Object.entries(images)) {
+    for (const beam of [1, 3]) {
+      for (let i = 0; i < 3; i++) await post(img, `beam=${beam}`);
+      const runs = [];
+      for (let i = 0; i < RUNS; i++) runs.push(await post(img, `beam=${beam}`));
+      const ok = runs.filter((r) => r.status === 200);
+      if (!ok.length) {
+        rows.push({ image: name, beam, status: runs[0].status, error: runs[0].body.error?.message });
+        continue;
+      }
+      const t = (k: string) => median(ok.map((r) => r.body.timings[k]));
+      rows.push({ image: name, jpegBytes: img.byteLength, beam, decodeMs: t('decodeMs'), preprocessMs: t('preprocessMs'), encoderMs: t('encoderMs'), decoderMs: t('decoderMs'), serverMs: t('totalMs'), wallMs: Math.round(median(ok.map((r) => r.wallMs)) * 10) / 10, wallP95Ms: Math.round(p95(ok.map((r) => r.wallMs)) * 10) / 10 });
+    }
+  }
+  results.latency = rows;
+  const throughput: Record<string, number> = {};
+  for (const clients of [1, 4]) {
+    const n = 40;
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: clients }, async () => {
+      while (next++ < n) await post(images['640x480'], 'beam=3');
+    }));
+    throughput[`${clients} client${clients > 1 ? 's' : ''}`] = n / ((performance.now() - t0) / 1000);
+  }
+  results.requestsPerSecond640Beam3 = throughput;
+  let count = 0;
+  while (count < 100) {
+    await post(images['224x224'], `beam=${1 + (count % 3)}`);
+    count++;
+  }
+  memory.after100More = await health();
+  results.memory = memory;
+} finally {
+  await server.stop();
+}
+const outdir = join(tmp, 'deploy');
+execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir], { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' }, stdio: 'ignore' });
+results.deploy = { workerBytes: dirBytes(outdir), modelBytes: dirBytes(join(assetsDir, 'model')) };
+rmSync(tmp, { recursive: true, force: true });
+mkdirSync(dirname(resolve(root, args.out!)), { recursive: true });
+writeFileSync(resolve(root, args.out!), JSON.stringify(results, null, 2));
+
+console.log(`bundle: ${bundleLabel}`);
+console.log(`wrangler dev ready: ${server.readyMs} ms; start → first caption: ${(results.startToFirstCaptionMs as number).toFixed(0)} ms (first request ${first2(results.firstCaptionRequestMs)} ms)`);
+console.table(results.latency);
+console.log('requests/s (640×480, beam 3):', Object.entries(throughput(results)).map(([k, v]) => `${k}: ${v.toFixed(2)}`).join(', '));
+console.log('memory:', JSON.stringify(results.memory));
+console.log('deploy (wrangler deploy --dry-run --outdir):', JSON.stringify(results.deploy));
+console.log(`wrote ${args.out}`);
+
+function first2(x: unknown): string {
+  return (x as number).toFixed(0);
+}
+function throughput(r: Record<string, unknown>): Record<string, number> {
+  return r.requestsPerSecond640Beam3 as Record<string, number>;
+}
