@@ -123,6 +123,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
       log(`exported ${q} bundle: ${outDir} (${size.files} files, ${(size.bytes / 1e6).toFixed(2)} MB); evaluating on ${evalNames.length} dev images…`);
       const ev = await evaluateBundle(outDir, dataset, evalNames, [1, 3]);
       evaluations[q] = { bytes: size.bytes, byBeam: ev.byBeam, msPerImage: ev.msPerImage };
+      recordMetrics(outDir, { split: 'Flickr8k dev', images: evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'] });
       log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}`);
       if (q === o.quantizations[0]) {
         const items = evalNames.map((n) => ({
@@ -139,6 +140,13 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   }
   log(`done: ${join(runDir, 'summary.json')}`);
   return runDir;
+}
+
+/** Writes the measured dev metrics into the bundle's manifest (the model card serves them). */
+function recordMetrics(bundleDir: string, metrics: Record<string, unknown>): void {
+  const path = join(bundleDir, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  writeFileAtomic(path, `${JSON.stringify({ ...manifest, metrics }, null, 2)}\n`);
 }
 
 /** Manifest entry for the encoder: a compact VGG16 is recognised by its layer names, and its cost recorded. */
