@@ -14,7 +14,14 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      // The client went away or the stream broke mid-upload: its problem, not a 500.
+      throw new ApiError(400, 'bad_request', `the request body could not be read (${e instanceof Error ? e.message : String(e)})`);
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {

@@ -30,7 +30,7 @@ export async function exportBundle(e: ExportInput): Promise<{ files: number; byt
       description: e.description,
       encoder: { ...e.encoderSpec, modelPath: 'encoder/model.json' },
       decoder: {
-        architecture: 'lstm-init-inject',
+        architecture: 'lstm-inject-merge',
         modelPath: 'decoder/model.json',
         vocabSize: e.decoderConfig.vocabSize,
         embeddingSize: e.decoderConfig.embeddingSize,

@@ -12,10 +12,16 @@
  *   r   = conv2d(xᵀ, dyᵀ, stride 1, dilation (sh, sw), pads (pt, pb', pl, pr'))  // [C, fh, fw, O]
  *   dW  = transpose(r, [1, 2, 0, 3])
  *
- * so it runs on XNNPACK's IGEMM at close to forward-convolution speed with no
- * im2col buffer. NHWC only; NCHW throws.
+ * so it runs on XNNPACK's IGEMM with no im2col buffer. XNNPACK re-packs the
+ * filter operand on every call (it is new data each time), so when x is the
+ * smaller tensor (C < O, stride 1) the roles of x and dy are swapped instead:
+ * O is the batch and x the filter (output spatially flipped).
+ *
+ * Still ~1.5-3x a forward conv: each "image" has only fh*fw = 9 output pixels,
+ * which wastes part of XNNPACK's 4-6-row tiles, plus the packing and the two
+ * transposes. NHWC only; NCHW throws.
  */
-import { Conv2DBackpropFilter, backend_util } from '@tensorflow/tfjs-core';
+import { Conv2DBackpropFilter, backend_util, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { BACKEND, alloc, callKernel, dispose, heapF32 } from './util';
 import type { BackendWasm } from './util';
@@ -51,16 +57,51 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
     return dW;
   }
   const top = info.padInfo.top, left = info.padInfo.left;
-  // Pads that make the output exactly fh x fw; a negative value means x has
-  // rows/cols no output pixel reads: pad 0 and crop the surplus afterwards.
+  // Pads that make formulation A's output exactly fh x fw; a negative value
+  // means x has rows/cols no output pixel reads: pad 0 and crop afterwards.
   const bottom = Math.max(0, fh + (OH - 1) * sh - info.inHeight - top);
   const right = Math.max(0, fw + (OW - 1) * sw - info.inWidth - left);
 
   const temps: TensorInfo[] = [];
   try {
-    const xT = callKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] });
+    // XNNPACK packs the whole "filter" operand on every call, so pack the
+    // smaller of x and dy: when x is smaller (C < O, e.g. the RGB input layer)
+    // and the stride is 1, let x be the filter instead (formulation B below).
+    const H = info.inHeight, W = info.inWidth;
+    const bt = fh - 1 - top, bb = H + top - OH, bl = fw - 1 - left, br = W + left - OW;
+    if (sh === 1 && sw === 1 && bt >= 0 && bb >= 0 && bl >= 0 && br >= 0
+      && util.sizeFromShape(x.shape) < util.sizeFromShape(dy.shape)) {
+      // r[o, i', j', c] = Σ_{n,y',x'} dyPad[n, i'+y'-bt, j'+x'-bl, o] · x[n, y', x', c]
+      //               = dW[fh-1-i', fw-1-j', c, o]
+      const dyT = callKernel('Transpose', backend, { x: dy }, { perm: [3, 1, 2, 0] }); // [O, OH, OW, N]
+      temps.push(dyT);
+      const xT = callKernel('Transpose', backend, { x }, { perm: [1, 2, 0, 3] }); // [H, W, N, C]
+      temps.push(xT);
+      const r = callKernel('Conv2D', backend, { x: dyT, filter: xT }, {
+        strides: [1, 1], dilations: [1, 1], pad: [[0, 0], [bt, bb], [bl, br], [0, 0]], dataFormat: 'NHWC',
+      });
+      temps.push(r);
+      if (r.shape[0] !== O || r.shape[1] !== fh || r.shape[2] !== fw || r.shape[3] !== C) {
+        throw new Error(`Conv2DBackpropFilter (wasm): internal shape mismatch [${r.shape}]`);
+      }
+      const src = heapF32(backend, r);
+      const dst = heapF32(backend, dW);
+      for (let i = 0; i < fh; i++) {
+        for (let j = 0; j < fw; j++) {
+          for (let c = 0; c < C; c++) {
+            const d = ((i * fw + j) * C + c) * O;
+            const s0 = ((fh - 1 - i) * fw + (fw - 1 - j)) * C + c;
+            for (let o = 0; o < O; o++) dst[d + o] = src[s0 + o * fh * fw * C];
+          }
+        }
+      }
+      return dW;
+    }
+
+    // Formulation A: C is the batch, dy (dilated by the stride) the filter.
+    const xT = callKernel('Transpose', backend, { x }, { perm: [3, 1, 2, 0] }); // [C, H, W, N]
     temps.push(xT);
-    const dyT = callKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] });
+    const dyT = callKernel('Transpose', backend, { x: dy }, { perm: [1, 2, 0, 3] }); // [OH, OW, N, O]
     temps.push(dyT);
     const r = callKernel('Conv2D', backend, { x: xT, filter: dyT }, {
       strides: [1, 1],
@@ -80,8 +121,8 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
       for (let j = 0; j < fw; j++) {
         const d0 = (i * fw + j) * C * O;
         for (let c = 0; c < C; c++) {
-          const s = ((c * rh + i) * rw + j) * O;
-          dst.set(src.subarray(s, s + O), d0 + c * O);
+          const s0 = ((c * rh + i) * rw + j) * O;
+          dst.set(src.subarray(s0, s0 + O), d0 + c * O);
         }
       }
     }

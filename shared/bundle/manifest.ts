@@ -32,7 +32,7 @@ export interface EncoderSpec {
 }
 
 export interface DecoderSpec {
-  architecture: 'lstm-init-inject';
+  architecture: 'lstm-inject-merge';
   modelPath: string;
   vocabSize: number;
   embeddingSize: number;
@@ -95,7 +95,7 @@ export function validateManifest(json: unknown): BundleManifest {
     [triple(n.mean), 'encoder.normalization.mean must be 3 numbers'],
     [triple(n.std) && (n.std as number[]).every((x) => x !== 0), 'encoder.normalization.std must be 3 non-zero numbers'],
     [isObj(json.decoder), 'decoder must be an object'],
-    [d.architecture === 'lstm-init-inject', "decoder.architecture must be 'lstm-init-inject'"],
+    [d.architecture === 'lstm-inject-merge', "decoder.architecture must be 'lstm-inject-merge'"],
     [str(d.modelPath), 'decoder.modelPath must be a path'],
     [posInt(d.vocabSize), 'decoder.vocabSize must be a positive integer'],
     [posInt(d.embeddingSize), 'decoder.embeddingSize must be a positive integer'],

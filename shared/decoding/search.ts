@@ -26,19 +26,21 @@ export interface SearchOptions {
 function dispose(s: LstmState): void {
   s.h.dispose();
   s.c.dispose();
+  s.img.dispose();
 }
 
 /** Next-word log-probabilities for each row, banned tokens set to -Infinity. */
 function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[]): { lp: Float32Array; state: LstmState } {
   const out = tf.tidy(() => {
     const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
-    return { lp: r.logProbs, h: r.state.h, c: r.state.c };
+    // The image projection does not change between steps: keep a copy owned by the new state.
+    return { lp: r.logProbs, h: r.state.h, c: r.state.c, img: tf.clone(r.state.img) };
   });
   const lp = out.lp.dataSync() as Float32Array;
   out.lp.dispose();
   const V = lp.length / tokens.length;
   for (let r = 0; r < tokens.length; r++) for (const b of banned) lp[r * V + b] = -Infinity;
-  return { lp, state: { h: out.h, c: out.c } };
+  return { lp, state: { h: out.h, c: out.c, img: out.img } };
 }
 
 /**
@@ -50,7 +52,7 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   const k = opts.beam;
   let state = tf.tidy(() => {
     const s = initialState(w, features);
-    return { h: s.h, c: s.c };
+    return { h: s.h, c: s.c, img: s.img };
   }) as LstmState;
   let beams: { tokens: number[]; logProb: number }[] = [{ tokens: [], logProb: 0 }];
   const finished: Hypothesis[] = [];
@@ -80,7 +82,7 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
       }
       if (alive.length > 0 && finished.length < k) {
         const rows = tf.tensor1d(Int32Array.from(alive, (a) => a.row), 'int32');
-        const gathered = { h: tf.gather(state.h, rows) as tf.Tensor2D, c: tf.gather(state.c, rows) as tf.Tensor2D };
+        const gathered = { h: tf.gather(state.h, rows) as tf.Tensor2D, c: tf.gather(state.c, rows) as tf.Tensor2D, img: tf.gather(state.img, rows) as tf.Tensor2D };
         rows.dispose();
         dispose(state);
         state = gathered;
@@ -137,7 +139,7 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   const n = features.shape[0];
   let state = tf.tidy(() => {
     const s = initialState(w, features);
-    return { h: s.h, c: s.c };
+    return { h: s.h, c: s.c, img: s.img };
   }) as LstmState;
   const tokens: number[][] = Array.from({ length: n }, () => []);
   const logProb = new Float64Array(n);

@@ -1,5 +1,6 @@
 import jpeg from 'jpeg-js';
 import { decode as decodePngRaw, type DecodedPng } from 'fast-png';
+import { Unzlib } from 'fflate';
 import { applyOrientation, readJpegOrientation } from './exif-orientation';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from './types';
 
@@ -92,12 +93,49 @@ function decodePng(bytes: Uint8Array, dims: PngHeader, maxMemoryMB: number): Rgb
   }
   let png: DecodedPng;
   try {
+    checkPngChunks(bytes, dims, 2 * height * (rowBytes + 1));
     png = decodePngRaw(bytes, { checkCrc: true });
   } catch (e) {
+    if (e instanceof ImageInputError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     throw new ImageInputError('undecodable_image', `PNG data is truncated or corrupt (${msg})`);
   }
   return pngToRgb(png, colorType === 3);
+}
+
+/**
+ * Walks the chunks fast-png reads (up to IEND) before it allocates anything. A second IHDR would
+ * replace the dimensions checked against the limits; and fast-png inflates all IDAT data, however
+ * much there is, so a zlib bomb (a few kB that inflate to GBs, for a 1-pixel header) would exhaust
+ * the isolate. IDAT data is inflated here in small steps, only counting, and refused once it passes
+ * `maxInflated` (~2× what the header implies: room for interlacing and sloppy encoders).
+ */
+function checkPngChunks(b: Uint8Array, h: PngHeader, maxInflated: number): void {
+  const u32 = (o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  const limit = maxInflated + 65536;
+  let inflated = 0;
+  const inflator = new Unzlib((chunk) => {
+    inflated += chunk.length;
+    if (inflated > limit) {
+      throw new ImageInputError('undecodable_image', `PNG image data inflates to more than ${limit} bytes, far more than a ${h.width}x${h.height} image holds`);
+    }
+  });
+  let ihdrs = 0;
+  for (let p = 8; p + 8 <= b.length; ) {
+    const len = u32(p);
+    const type = String.fromCharCode(b[p + 4], b[p + 5], b[p + 6], b[p + 7]);
+    if (type === 'IEND') break;
+    if (type === 'IHDR' && ++ihdrs > 1) throw new ImageInputError('undecodable_image', 'PNG has more than one IHDR chunk');
+    if (type === 'IDAT') {
+      // Deflate expands at most ~1032:1, so a step this size cannot inflate past twice the limit.
+      for (let o = p + 8, end = Math.min(b.length, p + 8 + len); o < end; ) {
+        const next = Math.min(end, o + Math.max(1024, Math.min(65536, Math.floor((limit - inflated) / 1032))));
+        inflator.push(b.subarray(o, next));
+        o = next;
+      }
+    }
+    p += 12 + len;
+  }
 }
 
 /** Any PNG colour type / bit depth to 8-bit RGB; alpha (channel or tRNS) composited over white. */

@@ -1,10 +1,12 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 
 /**
- * The caption decoder: "init-inject" (as in Show and Tell). The image feature sets the LSTM's
- * initial state once; words then drive the LSTM, and a dense layer scores the next word.
- * Chosen over "merge" because serving needs the image only once per caption, so each decoding
- * step is one small LSTM step plus one output matmul.
+ * The caption decoder: "init-inject + merge". The image feature sets the LSTM's initial state
+ * (as in Show and Tell) and is also added, projected, to the LSTM's output at every step before
+ * the word scores (as in the "merge" models). Init-inject alone, measured on Flickr8k with
+ * MobileNet features, learned a language model that mostly ignored the image (14 distinct greedy
+ * captions for 200 dev photos); the per-step merge path keeps the image in every prediction.
+ * Serving stays cheap: the image projections are computed once per caption.
  */
 export interface DecoderConfig {
   vocabSize: number;
@@ -19,6 +21,8 @@ export interface DecoderConfig {
 export const DECODER_LAYER_NAMES = {
   initH: 'init_h',
   initC: 'init_c',
+  imageProj: 'image_proj',
+  merge: 'merge_dense',
   embedding: 'embedding',
   lstm: 'lstm',
   logits: 'logits',
@@ -49,7 +53,11 @@ export function buildDecoder(cfg: DecoderConfig): tfl.LayersModel {
       name: DECODER_LAYER_NAMES.lstm,
     })
     .apply([x, h0, c0] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor; // [inputs, h0, c0]: the image sets the initial state
-  x = tfl.layers.dropout({ rate: cfg.dropout, name: 'lstm_dropout' }).apply(x) as tfl.SymbolicTensor;
+  const img = tfl.layers.dense({ units: cfg.units, name: DECODER_LAYER_NAMES.imageProj }).apply(f) as tfl.SymbolicTensor;
+  const img3 = tfl.layers.reshape({ targetShape: [1, cfg.units], name: 'image_proj_per_step' }).apply(img) as tfl.SymbolicTensor;
+  x = tfl.layers.add({ name: 'merge' }).apply([x, img3]) as tfl.SymbolicTensor;
+  x = tfl.layers.dense({ units: cfg.units, activation: 'relu', name: DECODER_LAYER_NAMES.merge }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.dropout({ rate: cfg.dropout, name: 'merge_dropout' }).apply(x) as tfl.SymbolicTensor;
   const logits = tfl.layers.dense({ units: cfg.vocabSize, name: DECODER_LAYER_NAMES.logits }).apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: [features, tokens], outputs: logits, name: 'caption_decoder' });
 }

@@ -29,7 +29,7 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
       version: '0.0.1',
       description: 'random weights for tests',
       encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 32, normalization: UNIT_RANGE_NORMALIZATION, featureSize: 24, widthMultiplier: vgg.widthMultiplier, params: cost.params, flops: cost.flops },
-      decoder: { architecture: 'lstm-init-inject', modelPath: 'decoder/model.json', vocabSize: vocab.size, embeddingSize: 8, units: 16, maxLength: 8 },
+      decoder: { architecture: 'lstm-inject-merge', modelPath: 'decoder/model.json', vocabSize: vocab.size, embeddingSize: 8, units: 16, maxLength: 8 },
     },
     encoder,
     decoder,
