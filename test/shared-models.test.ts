@@ -89,6 +89,7 @@ describe('decoder', () => {
     for (const h of hyps) {
       expect(h.tokens.some((t) => [0, 1, 2, 3].includes(t))).toBe(false);
       expect(h.tokens.length).toBeLessThanOrEqual(8);
+      expect(h.tokens.length).toBeGreaterThanOrEqual(1);
     }
     // Wider beams never find a worse best hypothesis than greedy under the same score.
     const [g] = beamSearch(w, f, { ...search, beam: 1, alternatives: 1 });

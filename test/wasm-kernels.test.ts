@@ -230,7 +230,7 @@ describe('MaxPoolGrad', () => {
   });
 });
 
-describe('Slice / Unpack / SplitV / Sum', () => {
+describe('Slice / Unpack / SplitV / Sum / Mean / Tile', () => {
   const xv = rand(2 * 3 * 4 * 5, 51);
   const x = () => tf.tensor4d(xv, [2, 3, 4, 5]);
   it('slice', async () => {
@@ -247,10 +247,62 @@ describe('Slice / Unpack / SplitV / Sum', () => {
   it('split', async () => {
     await compare(() => [...tf.split(x(), [1, 3], 2), ...tf.split(tf.tensor2d(xv, [6, 20]), 4, 1)]);
   });
-  it('sum over leading and other axes', async () => {
+  it('sum and mean over leading and other axes', async () => {
     for (const [axis, keepDims] of [[0, false], [[0, 1], false], [[1, 0], true], [[0, 1, 2], false], [1, false], [-1, true], [[0, 2], false]] as const) {
-      await compare(() => tf.sum(x(), axis as number | number[], keepDims));
+      await compare(() => [tf.sum(x(), axis as number | number[], keepDims), tf.mean(x(), axis as number | number[], keepDims)]);
     }
+  });
+  it('tile', async () => {
+    await compare(() => [
+      tf.tile(tf.tensor4d(xv.slice(0, 5), [1, 1, 1, 5]), [2, 3, 4, 1]), // batch-norm gradient pattern
+      tf.tile(x(), [2, 1, 3, 2]),
+      tf.tile(tf.tensor2d(xv.slice(0, 6), [3, 2]), [1, 5]),
+      tf.tile(tf.tensor1d(xv.slice(0, 7)), [4]),
+      tf.tile(tf.tensor2d(Int32Array.from([1, 2, 3, 4]), [2, 2], 'int32'), [3, 2]),
+      tf.cast(tf.tile(tf.tensor2d([1, 0, 0, 1], [2, 2], 'bool'), [2, 3]), 'float32'),
+    ]);
+  });
+});
+
+describe('Identity / Cast alias instead of copying', () => {
+  it('clone and same-dtype cast share data safely (refcounted)', async () => {
+    await tf.setBackend('wasm');
+    const ids = tf.backend().numDataIds();
+    const a = tf.tensor1d([1, 2, 3]);
+    const b = tf.clone(a);
+    const c = tf.cast(b, 'float32');
+    const d = tf.cast(a, 'int32');
+    a.dispose();
+    expect(Array.from(await b.data())).toEqual([1, 2, 3]);
+    b.dispose();
+    expect(Array.from(await c.data())).toEqual([1, 2, 3]);
+    expect(d.dtype).toBe('int32');
+    tf.dispose([c, d]);
+    expect(tf.backend().numDataIds()).toBe(ids);
+  });
+
+  it('matches cpu for casts between dtypes', async () => {
+    const v = rand(20, 55).map((x) => x * 10);
+    await compare(() => [tf.cast(tf.tensor1d(v), 'int32'), tf.cast(tf.tensor1d(v), 'bool'), tf.clone(tf.tensor1d(v))]);
+  });
+});
+
+describe('Exp', () => {
+  it('matches cpu over the float range, incl. NaN/±Inf and the stock fallback above 87.3', async () => {
+    const n = 20000;
+    const v = Float32Array.from({ length: n }, (_, i) => -87 + (174 * i) / n);
+    v[5] = NaN; v[6] = Infinity; v[7] = -Infinity; v[8] = -200;
+    const ref = await runOn('cpu', () => tf.exp(tf.tensor1d(v)));
+    const got = await runOn('wasm', () => tf.exp(tf.tensor1d(v)));
+    for (let i = 0; i < n; i++) {
+      const r = ref.values[0][i], g = got.values[0][i];
+      if (Number.isNaN(r)) expect(g).toBeNaN();
+      else if (!Number.isFinite(r) || r === 0) expect(g).toBe(r);
+      else expect(Math.abs(g - r) / r, `exp(${v[i]})`).toBeLessThan(1e-6);
+    }
+    // Inputs above 87.3 go to the stock kernel (exp near float max stays finite).
+    await compare(() => tf.exp(tf.tensor1d(Float32Array.from({ length: 5000 }, (_, i) => 88 + i / 10000))));
+    await compare(() => tf.exp(tf.tensor2d(rand(64 * 100, 56).map((x) => x * 20), [64, 100])));
   });
 });
 
@@ -304,6 +356,26 @@ describe('gradients through tf.grad', () => {
       model.dispose();
       return out;
     });
+  });
+
+  it('conv + batch-norm (training mode) + relu + pool + dense: all weight gradients', async () => {
+    const xv = rand(4 * 8 * 8 * 3, 401), yv = rand(4 * 3, 402);
+    await compare(() => {
+      const model = tf.sequential();
+      model.add(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false, inputShape: [8, 8, 3] }));
+      model.add(tf.layers.batchNormalization({}));
+      model.add(tf.layers.reLU());
+      model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+      model.add(tf.layers.flatten());
+      model.add(tf.layers.dense({ units: 3 }));
+      model.setWeights(model.getWeights().map((w, i) => tf.tensor(rand(w.size, 500 + i).map((v) => (w.shape.length === 1 ? 1 + v * 0.2 : v * 0.5)), w.shape)));
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => tf.losses.meanSquaredError(
+        tf.tensor2d(yv, [4, 3]), model.apply(tf.tensor4d(xv, [4, 8, 8, 3]), { training: true }) as tf.Tensor) as tf.Scalar, vars);
+      const out = vars.map((v) => tf.clone(grads[v.name]));
+      model.dispose();
+      return out;
+    }, 1e-3);
   });
 
   it('mini VGG (conv-relu-pool x2, global average pool, dense): all weight gradients', async () => {

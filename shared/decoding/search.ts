@@ -30,7 +30,7 @@ function dispose(s: LstmState): void {
 }
 
 /** Next-word log-probabilities for each row, banned tokens set to -Infinity. */
-function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[]): { lp: Float32Array; state: LstmState } {
+function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number): { lp: Float32Array; state: LstmState } {
   const out = tf.tidy(() => {
     const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
     // The image projection does not change between steps: keep a copy owned by the new state.
@@ -39,7 +39,11 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
   const lp = out.lp.dataSync() as Float32Array;
   out.lp.dispose();
   const V = lp.length / tokens.length;
-  for (let r = 0; r < tokens.length; r++) for (const b of banned) lp[r * V + b] = -Infinity;
+  for (let r = 0; r < tokens.length; r++) {
+    for (const b of banned) lp[r * V + b] = -Infinity;
+    // A caption has at least one word.
+    if (t === 0) lp[r * V + endId] = -Infinity;
+  }
   return { lp, state: { h: out.h, c: out.c, img: out.img } };
 }
 
@@ -59,7 +63,7 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   try {
     for (let t = 0; t < opts.maxLength && beams.length > 0 && finished.length < k; t++) {
       const last = Int32Array.from(beams, (b) => (b.tokens.length ? b.tokens[b.tokens.length - 1] : opts.startId));
-      const { lp, state: next } = step(w, last, state, opts.bannedIds);
+      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t);
       dispose(state);
       state = next;
       const V = lp.length / beams.length;
@@ -147,7 +151,7 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   try {
     let last = new Int32Array(n).fill(opts.startId);
     for (let t = 0; t < opts.maxLength && done.some((d) => !d); t++) {
-      const { lp, state: next } = step(w, last, state, opts.bannedIds);
+      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t);
       dispose(state);
       state = next;
       const V = lp.length / n;
