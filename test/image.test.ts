@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import jpeg from 'jpeg-js';
 import { encode as encodePng } from 'fast-png';
 import { decodeImage, sniffImageType } from '../shared/image/decode';
+import { jpegSegments, tinyJpeg } from './helpers/hostile-inputs';
 import { resizeToFloat } from '../shared/image/resize';
 import { ImageInputError, type RgbImage } from '../shared/image/types';
 
@@ -112,6 +113,56 @@ describe('decodeImage: JPEG', () => {
     const e = errorOf(() => decodeImage(jpg, { maxMemoryMB: 0.5 }));
     expect([e.code, e.status]).toEqual(['image_too_large', 413]);
     expect(e.message).toContain('0.5 MB');
+  });
+});
+
+describe('decodeImage: large JPEGs decode at reduced scale', () => {
+  /** JFIF RGB → YCbCr, for the hostile-input helper's writer (it stores component samples as given). */
+  const ycc = ([r, g, b]: number[]) => [
+    0.299 * r + 0.587 * g + 0.114 * b,
+    128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+    128 + 0.5 * r - 0.418688 * g - 0.081312 * b,
+  ];
+  const withSof = (b: Uint8Array, w: number, h: number) => {
+    const out = b.slice();
+    const sof = jpegSegments(out).find((s) => s.marker === 0xc0)!;
+    out.set([h >> 8, h & 255, w >> 8, w & 255], sof.offset + 5);
+    return out;
+  };
+
+  it('decodes a 12 MP phone-size JPEG (4032x3024) with its short side >= 256, where it used to get 413', () => {
+    const red = ycc([220, 20, 20]);
+    const blue = ycc([20, 20, 220]);
+    const big = tinyJpeg({ width: 4032, height: 3024, components: 3, sample: (x, _y, c) => (x < 2016 ? red : blue)[c] });
+    const img = decodeImage(big);
+    expect([img.width, img.height]).toEqual([504, 378]); // 1/8: 378 >= 256
+    expect(Math.min(img.width, img.height)).toBeGreaterThanOrEqual(256);
+    expectClose(px(img, 10, 200), [220, 20, 20], 12);
+    expectClose(px(img, 493, 200), [20, 20, 220], 12);
+    // Forced to full size it goes to jpeg-js, whose memory budget still refuses it.
+    const e = errorOf(() => decodeImage(big, { minSide: 3024 }));
+    expect([e.code, e.status]).toEqual(['image_too_large', 413]);
+  });
+
+  it('applies EXIF orientation after a reduced-scale decode', () => {
+    const img = decodeImage(withExif(jpegOf(1024, 768), 6));
+    expect([img.width, img.height]).toEqual([384, 512]); // 1/2 scale, then rotated
+    expectClose(px(img, 192, 10), [220, 20, 20], 12);
+    expectClose(px(img, 192, 500), [20, 20, 220], 12);
+  });
+
+  it('holds the pixel limit to the decoded size, with a ceiling on the declared one', () => {
+    const tiny = tinyJpeg({ width: 16, height: 16, components: 3 });
+    // 48 MP declared: decoded at 1/8 it is within 24 MP, so the decoder runs and finds the data missing.
+    expect([errorOf(() => decodeImage(withSof(tiny, 8000, 6000))).status]).toEqual([415]);
+    // 81 MP declared: over the 64 MP ceiling, refused before any work.
+    const e = errorOf(() => decodeImage(withSof(tiny, 9000, 9000)));
+    expect([e.code, e.status]).toEqual(['image_too_large', 413]);
+    expect(e.message).toContain('9000x9000');
+    // maxPixels applies to the decoded size: 1/8 of 4000x3000 is 500x375.
+    const mid = tinyJpeg({ width: 4000, height: 3000, components: 1 });
+    expect(decodeImage(mid, { maxPixels: 200_000 }).width).toBe(500);
+    expect(errorOf(() => decodeImage(mid, { maxPixels: 150_000 })).status).toBe(413);
   });
 });
 

@@ -101,6 +101,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
   }
   const vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
+  const stats = featureStats(input.cachedTargets?.[0] ?? input.dev.teacherFeatures, teacher.featureSize);
   const stepsPerEpoch = Math.floor(input.train.length / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
   const lrAt = (t: number) => {
@@ -132,9 +133,10 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
       const lr = lrAt(state.globalStep);
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
       const loss = tf.tidy(() => {
-        const target = cached
+        const raw = cached
           ? tf.tensor2d(tIn, [cfg.batchSize, F])
           : (tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D);
+        const target = tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
         const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
         const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
         optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
@@ -160,7 +162,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
       }
     }
     bar.stop();
-    const devFeatures = studentFeatures(student, input.dev.images, S);
+    const devFeatures = destandardize(studentFeatures(student, input.dev.images, S), stats);
     const devCosine = meanCosine(devFeatures, input.dev.teacherFeatures, teacher.featureSize);
     const rec: DistillEpoch = {
       epoch,
@@ -176,9 +178,11 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     if (devCosine > state.bestDevCosine) {
       state.bestDevCosine = devCosine;
       state.bestEpoch = epoch;
-      const folded = arch.batchNorm ? foldBatchNorm(student, arch) : student;
+      const folded = arch.batchNorm ? foldBatchNorm(student, arch) : buildCompactVgg16({ ...arch, batchNorm: false });
+      if (!arch.batchNorm) folded.setWeights(student.getWeights());
+      foldStandardization(folded, stats);
       writeDirAtomic(join(runDir, 'student'), await serializeLayersModel(folded, '', 'none'));
-      if (folded !== student) folded.dispose();
+      folded.dispose();
     }
     Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
     await saveCheckpoint(ckpt, student, optimizer);
@@ -188,6 +192,34 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
   student.dispose();
   const best = await loadLayersModel(fileSource(join(runDir, 'student')), 'model.json');
   return { student: best, state };
+}
+
+/**
+ * Per-dimension mean and spread of the teacher's features. The student learns standardised
+ * targets: the teacher's features share a large common component (all post-ReLU, cosine ≈ 0.7
+ * to their mean), and on raw targets a student that outputs the mean already scores well and
+ * stalls there. The standardisation is folded back into the projection layer on export.
+ */
+export function featureStats(matrix: Float32Array, F: number): { mean: tf.Tensor1D; std: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const m = tf.tensor2d(matrix, [matrix.length / F, F]);
+    const { mean, variance } = tf.moments(m, 0);
+    return { mean: mean as tf.Tensor1D, std: tf.add(tf.sqrt(variance), 1e-3) as tf.Tensor1D };
+  });
+}
+
+function destandardize(f: Float32Array, stats: { mean: tf.Tensor1D; std: tf.Tensor1D }): Float32Array {
+  const F = stats.mean.shape[0];
+  return tf.tidy(() => tf.add(tf.mul(tf.tensor2d(f, [f.length / F, F]), stats.std), stats.mean).dataSync() as Float32Array);
+}
+
+/** projection(x)·σ + μ as one layer: W' = W·diag(σ), b' = b·σ + μ. */
+function foldStandardization(model: tf.LayersModel, stats: { mean: tf.Tensor1D; std: tf.Tensor1D }): void {
+  const layer = model.getLayer('projection');
+  const [w, b] = layer.getWeights();
+  const folded = tf.tidy(() => [tf.mul(w, stats.std), tf.add(tf.mul(b, stats.std), stats.mean)]);
+  layer.setWeights(folded);
+  tf.dispose(folded);
 }
 
 /** Student features of unaugmented images (inference mode), row-major. */

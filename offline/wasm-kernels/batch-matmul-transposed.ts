@@ -33,10 +33,7 @@ function prod(xs: number[]): number {
   return xs.reduce((p, x) => p * x, 1);
 }
 
-/**
- * Bring `x` (logical [batch, r, c], optionally to be transposed) into
- * row-major [batch, rows, cols] order where rows/cols are the *used* layout.
- */
+/** `x` holds row-major [batch, r, c]: use it as is, or materialise [batch, c, r]. */
 function asRowMajor(backend: BackendWasm, x: TensorInfo, batch: number, r: number, c: number, transpose: boolean): Operand {
   if (!transpose) return { t: withShape(x, [batch, r, c]), batch, owned: false };
   return { t: transposeLast2(backend, x, batch, r, c), batch, owned: true };
@@ -182,9 +179,3 @@ export const fusedMatMulConfig: KernelConfig = {
   backendName: BACKEND,
   kernelFunc: fusedMatMulKernel as unknown as KernelFunc,
 };
-
-/** Exposed for the benchmark: sizes in [M, K, N] → FLOPs. */
-export function matmulFlops(m: number, k: number, n: number, batch = 1): number {
-  return 2 * batch * m * k * n;
-}
-

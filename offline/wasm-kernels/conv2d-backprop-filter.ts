@@ -17,9 +17,12 @@
  * smaller tensor (C < O, stride 1) the roles of x and dy are swapped instead:
  * O is the batch and x the filter (output spatially flipped).
  *
- * Still ~1.5-3x a forward conv: each "image" has only fh*fw = 9 output pixels,
- * which wastes part of XNNPACK's 4-6-row tiles, plus the packing and the two
- * transposes. NHWC only; NCHW throws.
+ * Measured ~1.6-2.5x the time of the forward conv of the same layer: the
+ * operator creation re-packs the OH·OW·N·O "filter" every call (~1/3 of the
+ * time at 112x112x16), each "image" has only fh·fw = 9 output pixels (part of
+ * XNNPACK's row tiles is wasted), plus the two transposes. Splitting dy into
+ * row bands so the packed filter stays in L2 was tried: no measurable gain.
+ * NHWC only; NCHW throws.
  */
 import { Conv2DBackpropFilter, backend_util, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';

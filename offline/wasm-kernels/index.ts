@@ -2,11 +2,25 @@
  * Training kernels for the tfjs WASM (SIMD) backend in Node.
  *
  * Stock @tensorflow/tfjs-backend-wasm 4.22 lacks kernels that training needs
- * (UnsortedSegmentSum for gather/Embedding gradients, Conv2DBackpropFilter)
- * and has scalar-loop implementations for others (transposed / batched
- * BatchMatMul, Conv2DBackpropInput). `registerWasmTrainingKernels()` registers
- * replacements that route the heavy work through the backend's XNNPACK
- * matmul / convolution kernels. See bench/kernels.ts for before/after numbers.
+ * and runs others in scalar loops or with needless copies.
+ * `registerWasmTrainingKernels()` registers, for backend 'wasm':
+ *
+ *   missing   UnsortedSegmentSum (gather / Embedding grads)   unsorted-segment-sum.ts
+ *             Conv2DBackpropFilter (as an XNNPACK conv)        conv2d-backprop-filter.ts
+ *   slow      BatchMatMul, _FusedMatMul with transposes/batch  batch-matmul-transposed.ts
+ *             Conv2DBackpropInput (as an XNNPACK conv)         conv2d-backprop-input.ts
+ *             MaxPoolGrad                                      max-pool-grad.ts
+ *             Sum / Mean over leading axes (bias grads, BN)    sum-leading-axes.ts
+ *             Tile (batch-norm gradient)                       tile.ts
+ *             Slice / Unpack / SplitV (copied the whole input
+ *             per output: RNN unstack, LSTM gates)             slice.ts
+ *             Identity / same-dtype Cast (copied; every tensor
+ *             saved for backprop is cloned)                    identity.ts
+ *             Exp (scalar std::exp; via XNNPACK sigmoid)       exp.ts
+ *
+ * Kernels replacing a stock one keep it and delegate to it for configurations
+ * they do not handle. Each is tested against the cpu backend in
+ * test/wasm-kernels.test.ts; bench/kernels.ts prints before/after numbers.
  *
  * Idempotent; may be called before or after `tf.setBackend('wasm')`.
  *
@@ -24,9 +38,12 @@ import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig, fusedMatMulConfig } from './batch-matmul-transposed';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input';
+import { expConfig } from './exp';
+import { castConfig, identityConfig } from './identity';
 import { maxPoolGradConfig } from './max-pool-grad';
 import { sliceConfig, splitVConfig, unpackConfig } from './slice';
-import { sumConfig } from './sum-leading-axes';
+import { meanConfig, sumConfig } from './sum-leading-axes';
+import { tileConfig } from './tile';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum';
 import { BACKEND, OWN_KERNEL, originals } from './util';
 
@@ -41,6 +58,11 @@ export const WASM_TRAINING_KERNELS = {
   Unpack: unpackConfig,
   SplitV: splitVConfig,
   Sum: sumConfig,
+  Identity: identityConfig,
+  Cast: castConfig,
+  Exp: expConfig,
+  Tile: tileConfig,
+  Mean: meanConfig,
 } as const;
 
 export type WasmTrainingKernelName = keyof typeof WASM_TRAINING_KERNELS;

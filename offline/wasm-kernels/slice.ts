@@ -95,7 +95,7 @@ function unpackKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   for (let i = 0; i < n; i++) {
     begin[axis] = i;
     const t = sliceHeap(backend, value, begin, size);
-    outs.push({ dataId: t.dataId, dtype: t.dtype, shape: outShape });
+    outs.push({ dataId: t.dataId, dtype: t.dtype, shape: outShape.slice() });
   }
   return outs;
 }

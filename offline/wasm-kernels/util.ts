@@ -154,7 +154,3 @@ export function transposeLast2(backend: BackendWasm, t: TensorInfo, batch: numbe
   }
   return out;
 }
-
-export function isWasmBackend(backend: unknown): backend is BackendWasm {
-  return backend != null && typeof backend === 'object' && 'wasm' in backend && 'dataIdMap' in backend;
-}
