@@ -1,13 +1,13 @@
 import { Hono } from 'hono';
 import { CaptionOptionError, resolveOptions, type CaptionOptions, type Captioner } from '../../shared/captioner';
 import { decodeImage } from '../../shared/image/decode';
-import { ImageInputError, type RgbImage } from '../../shared/image/types';
+import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from '../../shared/image/types';
 import { readBodyLimited } from '../body';
 import { ApiError } from '../errors';
 import { parseCaptionParams } from '../params';
 import type { AppEnv } from '../app';
 
-export const ACCEPTED_TYPES = ['image/jpeg', 'image/png'];
+const ACCEPTED_TYPES: readonly string[] = ACCEPTED_IMAGE_TYPES;
 
 export interface CaptionResponse {
   caption: string;
