@@ -2,6 +2,7 @@ import jpeg from 'jpeg-js';
 import { decode as decodePngRaw, type DecodedPng } from 'fast-png';
 import { Unzlib } from 'fflate';
 import { applyOrientation, readJpegOrientation } from './exif-orientation';
+import { chooseJpegScale, decodeJpegScaled, scaledSize } from './jpeg-scaled';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from './types';
 
 export type ImageType = 'jpeg' | 'png';
@@ -13,6 +14,12 @@ export interface DecodeOptions {
   maxMemoryMB?: number;
   /** The client's Content-Type, only used to word errors: the bytes decide the format. */
   declaredType?: string;
+  /**
+   * Shortest side the decoded image must keep (default 256). A baseline JPEG at least twice this
+   * size is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, the largest that keeps it; smaller
+   * images (e.g. 224² training photos) decode at full size as before.
+   */
+  minSide?: number;
 }
 
 /**
@@ -20,10 +27,19 @@ export interface DecodeOptions {
  * Int32 DCT blocks, component planes and two RGB copies: ~13.5 bytes/pixel for 4:2:0 photos,
  * 21 (measured) for 4:4:4, so 96 MB admits ~7 MP / ~4.7 MP; bigger JPEGs get a 413 before the
  * decoder allocates instead of killing the isolate. The 24 MP cap bounds the rest (e.g. a small
- * PNG that inflates to a huge canvas) and is checked from the header first.
+ * PNG that inflates to a huge canvas) and is checked from the header first. Baseline JPEGs big
+ * enough to decode at 1/2..1/8 scale (see `minSide`) skip jpeg-js: memory O(decoded size), so a
+ * 12 MP phone photo decodes to 504×378 in a few MB; `maxPixels` then applies to the decoded size.
  */
 export const DEFAULT_MAX_PIXELS = 24_000_000;
 export const DEFAULT_MAX_MEMORY_MB = 96;
+export const DEFAULT_MIN_SIDE = 256;
+/**
+ * A JPEG decoded at reduced scale is held to `maxPixels` on its decoded size, so the declared size
+ * needs its own ceiling: decoding time still grows with it (every block is Huffman-decoded). 64 MP
+ * admits 48-50 MP phone photos (8000×6000, 8160×6120); bigger headers get a 413 before any work.
+ */
+export const MAX_DECLARED_JPEG_PIXELS = 64_000_000;
 
 const ACCEPTED = ACCEPTED_IMAGE_TYPES.join(', ');
 
@@ -48,13 +64,44 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): RgbIma
   const dims = type === 'jpeg' ? jpegDimensions(bytes) : png;
   if (dims === null) throw new ImageInputError('undecodable_image', `${label} header is truncated or has no image dimensions`);
   if (dims.width === 0 || dims.height === 0) throw new ImageInputError('undecodable_image', `${label} declares an empty image (${dims.width}x${dims.height})`);
-  if (dims.width * dims.height > maxPixels) {
-    throw new ImageInputError(
-      'image_too_large',
-      `image is ${dims.width}x${dims.height} (${mp(dims.width * dims.height)} MP); the limit is ${mp(maxPixels)} MP (${maxPixels} pixels)`,
-    );
+  if (type === 'jpeg') return decodeJpegLimited(bytes, dims, opts.minSide ?? DEFAULT_MIN_SIDE, maxPixels, maxMemoryMB);
+  if (dims.width * dims.height > maxPixels) throw tooLarge(dims, maxPixels);
+  return decodePng(bytes, png!, maxMemoryMB);
+}
+
+function tooLarge(dims: { width: number; height: number }, maxPixels: number, extra = ''): ImageInputError {
+  return new ImageInputError(
+    'image_too_large',
+    `image is ${dims.width}x${dims.height} (${mp(dims.width * dims.height)} MP); the limit is ${mp(maxPixels)} MP (${maxPixels} pixels)${extra}`,
+  );
+}
+
+/**
+ * Big baseline JPEGs decode at reduced scale (memory O(output), see jpeg-scaled.ts), held to
+ * `maxPixels` on the decoded size and to MAX_DECLARED_JPEG_PIXELS on the declared one. Everything
+ * else (small images, progressive, CMYK...) goes to jpeg-js, held to `maxPixels` as declared and to
+ * its memory budget.
+ */
+function decodeJpegLimited(bytes: Uint8Array, dims: { width: number; height: number }, minSide: number, maxPixels: number, maxMemoryMB: number): RgbImage {
+  const declared = dims.width * dims.height;
+  const scale = chooseJpegScale(dims.width, dims.height, minSide);
+  if (scale > 1) {
+    const ceiling = Math.max(maxPixels, MAX_DECLARED_JPEG_PIXELS);
+    if (declared > ceiling) throw tooLarge(dims, maxPixels, ` decoded, and ${mp(ceiling)} MP as declared by a JPEG decoded at reduced scale`);
+    const out = scaledSize(dims.width, dims.height, scale);
+    const outPixels = out.width * out.height;
+    if (outPixels > maxPixels) throw tooLarge(dims, maxPixels, ` (${out.width}x${out.height} decoded at 1/${scale} scale)`);
+    // Peak: component planes (≤ 3 bytes/pixel, MCU padding aside) + RGB, then RGB + its rotated copy.
+    const orientation = readJpegOrientation(bytes);
+    const estimate = outPixels * 6 + 65536;
+    if (estimate > maxMemoryMB * 1024 * 1024) {
+      throw new ImageInputError('image_too_large', `JPEG ${dims.width}x${dims.height} at 1/${scale} scale needs ~${Math.ceil(estimate / 2 ** 20)} MB to decode; the limit is ${maxMemoryMB} MB`);
+    }
+    const img = decodeJpegScaled(bytes, scale);
+    if (img) return applyOrientation(img, orientation);
   }
-  return png ? decodePng(bytes, png, maxMemoryMB) : decodeJpeg(bytes, maxPixels, maxMemoryMB);
+  if (declared > maxPixels) throw tooLarge(dims, maxPixels);
+  return decodeJpeg(bytes, maxPixels, maxMemoryMB);
 }
 
 function decodeJpeg(bytes: Uint8Array, maxPixels: number, maxMemoryMB: number): RgbImage {
