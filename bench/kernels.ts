@@ -1,17 +1,19 @@
 /**
  * Training kernels on the tfjs WASM (SIMD) backend: stock tfjs 4.22 ("before")
  * vs registerWasmTrainingKernels() ("after").
- *   npx tsx bench/kernels.ts                      # everything (~3-4 min on 2 cores)
+ *   npx tsx bench/kernels.ts                      # everything (~5 min on 2 cores)
  *   npx tsx bench/kernels.ts --quick              # fewer repetitions
  *   npx tsx bench/kernels.ts --only matmul,conv   # sections: matmul, conv, other, steps
- *   npx tsx bench/kernels.ts --cpu                # add a cpu-backend training-step reference (slow)
+ *   npx tsx bench/kernels.ts --only steps --cpu   # add one cpu-backend step of each model
+ *                                                 # (very slow: decoder ~2 min, VGG > 5 min)
  *
  * Times are medians of several runs (wall clock; wasm kernels run synchronously,
- * so no download is needed to wait for them). The full training steps cannot
- * run on stock wasm (UnsortedSegmentSum / Conv2DBackpropFilter are missing),
- * so their "before" registers just those two kernels and nothing else.
- * The machine is shared: compare before/after of the same row, which run back
- * to back, rather than rows against each other.
+ * so no download is needed to wait for them); before and after runs of a row
+ * alternate. The full training steps cannot run on stock wasm
+ * (UnsortedSegmentSum / Conv2DBackpropFilter are missing), so their "before"
+ * registers just those two kernels and nothing else.
+ * The machine is shared: compare before/after of the same row rather than
+ * rows against each other.
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -39,21 +41,13 @@ function setKernels(mode: Mode): void {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Median ms of `reps` runs after one warm-up run. */
-async function measure(run: () => unknown, reps: number): Promise<number> {
-  const once = async () => {
-    const out = run();
-    const r = out instanceof Promise ? await out : out;
-    tf.dispose(r as tf.TensorContainer);
-  };
-  await once();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await once();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
+async function runOnce(run: () => unknown): Promise<number> {
+  const t0 = performance.now();
+  const out = run();
+  const r = out instanceof Promise ? await out : out;
+  const ms = performance.now() - t0;
+  tf.dispose(r as tf.TensorContainer);
+  return ms;
 }
 
 interface Row {
@@ -78,17 +72,35 @@ interface Case {
   beforeReps?: number;
 }
 
+/**
+ * Before and after runs alternate (one warm-up each), so both see the same
+ * load on a shared machine; each reports the median of its runs.
+ */
 async function bench(section: string, c: Case): Promise<void> {
-  let before: Row['before'] = null;
-  if (c.missingBefore) {
-    before = 'missing';
-  } else {
-    setKernels(c.beforeMode ?? 'stock');
-    before = await measure(c.run, c.beforeReps ?? REPS);
+  const beforeReps = c.missingBefore ? 0 : (c.beforeReps ?? REPS);
+  const beforeMode = c.beforeMode ?? 'stock';
+  const before: number[] = [], after: number[] = [];
+  if (beforeReps > 0) {
+    setKernels(beforeMode);
+    await runOnce(c.run);
   }
   setKernels('all');
-  const after = await measure(c.run, REPS);
-  const row: Row = { section, name: c.name, flops: c.flops, items: c.items, before, after };
+  await runOnce(c.run);
+  for (let i = 0; i < Math.max(beforeReps, REPS); i++) {
+    if (i < beforeReps) {
+      setKernels(beforeMode);
+      before.push(await runOnce(c.run));
+    }
+    if (i < REPS) {
+      setKernels('all');
+      after.push(await runOnce(c.run));
+    }
+  }
+  setKernels('all');
+  const row: Row = {
+    section, name: c.name, flops: c.flops, items: c.items,
+    before: c.missingBefore ? 'missing' : median(before), after: median(after),
+  };
   rows.push(row);
   printRow(row);
 }
@@ -179,6 +191,8 @@ if (sections.has('other')) {
   await bench('other', { name: 'MaxPool fwd (reference) 16x112x112x16', run: () => tf.maxPool(x, 2, 2, 'valid') });
   const l = randn([1280, 5000]);
   await bench('other', { name: 'Sum axis 0 (dense bias grad) [1280x5000]', run: () => tf.sum(l, 0) });
+  const lc = tf.tidy(() => tf.sub(l, tf.max(l, 1, true))); // logSoftmax's exp input, <= 0
+  await bench('other', { name: 'Exp (logSoftmax, fwd + grad) [1280x5000]', run: () => tf.exp(lc) });
   await bench('other', { name: 'Sum axes 0-2 (conv bias grad) 16x112x112x16', run: () => tf.sum(x, [0, 1, 2]) });
   const g = randn([1280, 100]);
   const ids = tf.randomUniform([1280], 0, 5000, 'int32', 7) as tf.Tensor1D;
@@ -187,7 +201,7 @@ if (sections.has('other')) {
   await bench('other', { name: 'Unpack (tf.unstack) [20x64x256]', run: () => tf.unstack(seq) });
   const z = randn([64, 1024]);
   await bench('other', { name: 'SplitV (LSTM gates) [64x1024] -> 4', run: () => tf.split(z, 4, 1) });
-  tf.dispose([x, y, gy, l, g, ids, seq, z]);
+  tf.dispose([x, y, gy, l, lc, g, ids, seq, z]);
 }
 
 // ---------------------------------------------------------------- steps
@@ -270,8 +284,11 @@ if (sections.has('steps')) {
 setKernels('all');
 const leakedTensors = tf.memory().numTensors - tensorsAtStart;
 const leakedData = tf.backend().numDataIds() - dataIdsAtStart;
-console.log(`\n(before of the training steps = stock + only the two missing kernels; stock alone cannot train them)`);
-console.log(`engine tensors created and not freed by the model/optimizer state: ${leakedTensors}; backend data ids: ${leakedData}`);
+if (sections.has('steps')) {
+  console.log('\n(before of the training steps = stock + only the two missing kernels; stock alone cannot train them)');
+}
+console.log(`still alive (model weights, Adam slots, inputs of the steps): ${leakedTensors} engine tensors, ${leakedData} backend data ids`
+  + (leakedTensors === leakedData ? ' (equal: no leaked kernel temporaries)' : ' (MISMATCH: kernel temporaries leaked)'));
 
 if (args.cpu && sections.has('steps')) {
   await tf.setBackend('cpu');
@@ -280,7 +297,7 @@ if (args.cpu && sections.has('steps')) {
     ['VGG step (cpu backend)', vggStep, { n: 16, unit: 'img' }],
   ] as const) {
     const step = make();
-    const ms = await measure(step, 1);
+    const ms = await runOnce(step); // a single step, no warm-up: minutes each on cpu
     console.log(`| cpu    | ${name.padEnd(46)} | ${`${fmtMs(ms)} ms ${(items.n / ms * 1000).toFixed(1)} ${items.unit}/s`.padStart(26)} |`);
   }
 }
