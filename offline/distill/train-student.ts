@@ -96,7 +96,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     student = await loadCheckpoint(ckpt, optimizer);
     log(`resuming ${runDir}: epoch ${state.epoch + 1}, step ${state.step}`);
   } else {
-    student = buildCompactVgg16(arch);
+    student = buildCompactVgg16(arch, { seed: cfg.seed });
     const cost = compactVgg16Cost(arch);
     log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
   }

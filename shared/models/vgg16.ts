@@ -41,7 +41,7 @@ function validate(cfg: CompactVgg16Config): void {
  * size, then global average pooling and a linear projection to `featureSize`. Layer names follow
  * Keras' VGG16 (`block1_conv1` …) so real VGG16 weights can be imported into multiplier 1.
  */
-export function buildCompactVgg16(cfg: CompactVgg16Config): tfl.LayersModel {
+export function buildCompactVgg16(cfg: CompactVgg16Config, opts: { seed?: number } = {}): tfl.LayersModel {
   validate(cfg);
   const input = tfl.input({ shape: [cfg.inputSize, cfg.inputSize, 3], name: 'image' });
   let x: tfl.SymbolicTensor = input;
@@ -56,7 +56,8 @@ export function buildCompactVgg16(cfg: CompactVgg16Config): tfl.LayersModel {
           padding: 'same',
           activation: cfg.batchNorm ? 'linear' : 'relu',
           useBias: !cfg.batchNorm,
-          kernelInitializer: 'heNormal',
+          // A seed makes a training run reproducible from its first step.
+          kernelInitializer: tfl.initializers.heNormal({ seed: opts.seed === undefined ? undefined : opts.seed + b * 10 + c }),
           name,
         })
         .apply(x) as tfl.SymbolicTensor;
@@ -69,7 +70,9 @@ export function buildCompactVgg16(cfg: CompactVgg16Config): tfl.LayersModel {
   });
   x = tfl.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as tfl.SymbolicTensor;
   if (cfg.featureSize > 0) {
-    x = tfl.layers.dense({ units: cfg.featureSize, name: 'projection' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .dense({ units: cfg.featureSize, name: 'projection', kernelInitializer: tfl.initializers.glorotUniform({ seed: opts.seed === undefined ? undefined : opts.seed + 99 }) })
+      .apply(x) as tfl.SymbolicTensor;
   }
   return tfl.model({ inputs: input, outputs: x, name: 'compact_vgg16' });
 }
