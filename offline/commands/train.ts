@@ -39,6 +39,14 @@ export interface TrainCommandOptions {
 
 const log = (l: string) => console.error(l);
 
+/** What a user of any Flickr8k-trained bundle should know; written into the model card. */
+const KNOWN_LIMITS = [
+  "Knows Flickr8k's world: people, children, dogs, sports and outdoor scenes; other subjects get the nearest of those.",
+  'English only; vocabulary of the training captions (words seen at least 5 times).',
+  'Short, generic sentences; it does not read text, count reliably, or recognise individuals.',
+  'Photos are stretched to a square before encoding, as the training photos were.',
+];
+
 /** `offline:train`: every stage it needs — features (cached), vocabulary, GloVe, training, evaluation, export. */
 export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   const backend = await selectBackend();
@@ -118,7 +126,8 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
         decoderConfig: result.decoderConfig,
         vocabulary: vocab,
         quantization: q,
-        training: { data: 'Flickr8k train split', runDir, bestEpoch: result.state.bestEpoch, config: cfg },
+        training: { data: 'Flickr8k train split (6,000 photos, 30,000 captions); tuned on the dev split', runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
+        limits: KNOWN_LIMITS,
       });
       log(`exported ${q} bundle: ${outDir} (${size.files} files, ${(size.bytes / 1e6).toFixed(2)} MB); evaluating on ${evalNames.length} dev images…`);
       const ev = await evaluateBundle(outDir, dataset, evalNames, [1, 3]);
