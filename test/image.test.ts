@@ -5,6 +5,7 @@ import { decodeImage, sniffImageType } from '../shared/image/decode';
 import { jpegSegments, tinyJpeg } from './helpers/hostile-inputs';
 import { resizeToFloat } from '../shared/image/resize';
 import { ImageInputError, type RgbImage } from '../shared/image/types';
+import { errorOf } from './helpers/jpeg-bits';
 
 /** Left half red, right half blue; sizes are multiples of 16 so JPEG blocks don't mix the halves. */
 function halves(w: number, h: number): Uint8Array {
@@ -25,16 +26,6 @@ function px(img: RgbImage, x: number, y: number): number[] {
 
 function expectClose(actual: number[], expected: number[], tol: number): void {
   actual.forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThanOrEqual(tol));
-}
-
-function errorOf(f: () => unknown): ImageInputError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImageInputError);
-    return e as ImageInputError;
-  }
-  throw new Error('expected an ImageInputError');
 }
 
 /** APP1 Exif segment (big-endian TIFF) holding only the orientation tag. */

@@ -5,6 +5,7 @@ import { resizeToFloat } from '../shared/image/resize';
 import { ImageInputError, type RgbImage } from '../shared/image/types';
 import { rng } from '../offline/random';
 import { concatBytes, jpegSegments, tinyJpeg } from './helpers/hostile-inputs';
+import { BitWriter, errorOf } from './helpers/jpeg-bits';
 
 // ---------------------------------------------------------------------------------------------
 // A small baseline JPEG encoder for the cases jpeg-js cannot write (it only writes one interleaved
@@ -37,26 +38,6 @@ const ZZ = (() => {
   }
   return out;
 })();
-
-class BitWriter {
-  readonly bytes: number[] = [];
-  private acc = 0;
-  private n = 0;
-  write(value: number, len: number): void {
-    for (let i = len - 1; i >= 0; i--) {
-      this.acc = (this.acc << 1) | ((value >> i) & 1);
-      if (++this.n === 8) {
-        this.bytes.push(this.acc);
-        if (this.acc === 0xff) this.bytes.push(0);
-        this.acc = 0;
-        this.n = 0;
-      }
-    }
-  }
-  flush(): void {
-    if (this.n > 0) this.write((1 << (8 - this.n)) - 1, 8 - this.n);
-  }
-}
 
 /** Code lengths from symbol counts (Huffman with a reserved all-ones code), limited to 16 bits. */
 function huffmanSpec(freq: number[]): { counts: number[]; symbols: number[] } {
@@ -328,16 +309,6 @@ function expectMatchesReference(bytes: Uint8Array, tol1 = 2, tolScaled = 4): voi
     const err = scale === 1 ? mae(data, ref.data) : mae(data, resizeToFloat(padTo(ref, width * scale, height * scale), width, height));
     expect(err, `1/${scale}`).toBeLessThan(scale === 1 ? tol1 : tolScaled);
   }
-}
-
-function errorOf(f: () => unknown): ImageInputError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ImageInputError);
-    return e as ImageInputError;
-  }
-  throw new Error('expected an ImageInputError');
 }
 
 /** Offset of the first byte of entropy-coded data (after the first SOS header). */

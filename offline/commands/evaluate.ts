@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { selectBackend } from '../backend';
 import { readDataset } from '../data/captions';
-import { evaluateBundle } from '../evaluate/evaluate-bundle';
+import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { createRunDir } from '../run-folder';
@@ -24,12 +24,7 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   const ev = await evaluateBundle(o.bundleDir, dataset, names, o.beams);
   const summary = { bundle: o.bundleDir, backend, images: names.length, byBeam: ev.byBeam, msPerImage: ev.msPerImage };
   writeJsonAtomic(join(outDir, 'metrics.json'), summary);
-  const items = names.map((n) => ({
-    name: n,
-    imagePath: join(dataset.imageDir, n),
-    references: dataset.captions.get(n) ?? [],
-    captions: o.beams.map((b) => ({ label: b === 1 ? 'greedy' : `beam ${b}`, text: ev.captions[String(b)].get(n) ?? '', ciderD: ev.perImage[String(b)][n]?.ciderD, bleu4: ev.perImage[String(b)][n]?.bleu4 })),
-  }));
+  const items = galleryItems(ev, dataset, names, o.beams);
   writeFileAtomic(join(outDir, 'gallery.html'), galleryHtml(`Dev captions — ${o.bundleDir}`, summary, items));
   for (const b of o.beams) {
     const s = ev.byBeam[String(b)];

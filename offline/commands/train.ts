@@ -7,7 +7,7 @@ import { selectBackend } from '../backend';
 import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { readGlove } from '../data/glove';
-import { evaluateBundle } from '../evaluate/evaluate-bundle';
+import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
 import { loadFeatureEncoder, type FeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
@@ -135,12 +135,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
       recordMetrics(outDir, { split: 'Flickr8k dev', images: evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'] });
       log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}`);
       if (q === o.quantizations[0]) {
-        const items = evalNames.map((n) => ({
-          name: n,
-          imagePath: join(dataset.imageDir, n),
-          references: dataset.captions.get(n) ?? [],
-          captions: ['1', '3'].map((b) => ({ label: b === '1' ? 'greedy' : `beam ${b}`, text: ev.captions[b].get(n) ?? '', ciderD: ev.perImage[b][n]?.ciderD, bleu4: ev.perImage[b][n]?.bleu4 })),
-        }));
+        const items = galleryItems(ev, dataset, evalNames, [1, 3]);
         writeFileAtomic(join(runDir, 'gallery.html'), galleryHtml(`Dev captions — ${q} bundle`, ev.byBeam, items));
       }
     }

@@ -7,6 +7,7 @@ import type { CaptionDataset } from '../data/captions';
 import { fileSource } from '../fs-source';
 import { scoreCaptions, type CaptionScores } from '../metrics';
 import { createProgress } from '../report/progress';
+import type { GalleryItem } from './gallery';
 
 export interface BundleEvaluation {
   images: number;
@@ -47,4 +48,17 @@ export async function evaluateBundle(bundleDir: string, dataset: CaptionDataset,
   }
   captioner.dispose();
   return out;
+}
+
+/** Gallery rows for an evaluation: each image with its caption per beam width, scores and references. */
+export function galleryItems(ev: BundleEvaluation, dataset: CaptionDataset, names: string[], beams: number[]): GalleryItem[] {
+  return names.map((n) => ({
+    name: n,
+    imagePath: join(dataset.imageDir, n),
+    references: dataset.captions.get(n) ?? [],
+    captions: beams.map((b) => {
+      const k = String(b);
+      return { label: b === 1 ? 'greedy' : `beam ${b}`, text: ev.captions[k].get(n) ?? '', ciderD: ev.perImage[k][n]?.ciderD, bleu4: ev.perImage[k][n]?.bleu4 };
+    }),
+  }));
 }

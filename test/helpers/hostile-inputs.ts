@@ -1,6 +1,7 @@
 import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { rng } from '../../offline/random';
+import { BitWriter } from './jpeg-bits';
 
 /**
  * Hostile uploads for `POST /v1/captions`, all built in code (no fixture files). Each case says
@@ -72,27 +73,6 @@ export const pngOf = (w: number, h: number, seed = 1) => encodePng({ width: w, h
 // A hand-written JPEG writer: DC-only blocks (each 8×8 block is flat), so the entropy coding is
 // two tiny Huffman tables. jpeg-js can only encode baseline YCbCr; this one also writes
 // grayscale, CMYK/YCCK (Adobe APP14) and progressive (SOF2) files.
-
-class BitWriter {
-  readonly bytes: number[] = [];
-  private acc = 0;
-  private n = 0;
-  write(value: number, len: number): void {
-    for (let i = len - 1; i >= 0; i--) {
-      this.acc = (this.acc << 1) | ((value >> i) & 1);
-      if (++this.n === 8) {
-        this.bytes.push(this.acc);
-        if (this.acc === 0xff) this.bytes.push(0); // byte stuffing
-        this.acc = 0;
-        this.n = 0;
-      }
-    }
-  }
-  flush(): number[] {
-    if (this.n > 0) this.write((1 << (8 - this.n)) - 1, 8 - this.n); // pad with 1s
-    return this.bytes;
-  }
-}
 
 function segment(marker: number, payload: Uint8Array | number[]): Uint8Array {
   const len = payload.length + 2;
