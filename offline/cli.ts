@@ -129,6 +129,7 @@ program
   .option('--epochs <n>', 'epochs', int, dc.epochs)
   .option('--batch-size <n>', 'views per step', int, dc.batchSize)
   .option('--lr <x>', 'peak Adam learning rate (cosine decay)', num, dc.learningRate)
+  .option('--warmup-steps <n>', 'linear learning-rate warm-up steps', int, dc.warmupSteps)
   .option('--dev-images <n>', 'dev images for the fidelity check (0 = all)', int, dc.devImages)
   .option('--decoder-bundle <dir>', 'bundle whose decoder was trained on teacher features: dev CIDEr-D on student features each epoch')
   .option('--max-steps <n>', 'stop after this many steps (benchmarks; resume later)', int)
@@ -137,7 +138,7 @@ program
   .option('--seed <n>', 'random seed', int, dc.seed)
   .action(async (f) => {
     const { distillCommand } = await import('./commands/distill');
-    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets };
+    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets };
     await distillCommand({
       dataPath: program.opts().data,
       teacherModel: f.teacher,

@@ -46,6 +46,8 @@ export interface DistillConfig {
   learningRate: number;
   /** Final learning rate as a fraction of the first (cosine decay over all steps). */
   minLearningRateFraction: number;
+  /** Linear learning-rate warm-up over this many first steps (a fresh, un-normalised VGG diverges without it). */
+  warmupSteps: number;
   /** Weight of (1 − cosine similarity) next to the normalised squared error. */
   cosineWeight: number;
   /** Checkpoint every this many steps (and at each epoch's end). */
@@ -66,6 +68,7 @@ export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   epochs: 8,
   learningRate: 2e-3,
   minLearningRateFraction: 0.05,
+  warmupSteps: 100,
   cosineWeight: 1,
   checkpointEvery: 100,
   devImages: 500,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../offline/backend';
 import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, mirrored } from '../offline/distill/augment';
-import { distillStudent, studentFeatures } from '../offline/distill/train-student';
+import { distillStudent, meanCosine, studentFeatures } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
@@ -14,21 +14,32 @@ import type { RgbImage } from '../shared/image/types';
 import { foldBatchNorm } from '../shared/models/fold-batch-norm';
 import { buildCompactVgg16 } from '../shared/models/vgg16';
 
+// A fixed teacher: a random one made the loss curve, and so this test, differ from run to run.
+const TEACHER_SEED = 11;
 const root = mkdtempSync(join(tmpdir(), 'distill-'));
 beforeAll(async () => {
   if ((await selectBackend()) === 'wasm') registerWasmTrainingKernels();
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+/** A synthetic photo with its own colours and stripe direction, so a teacher tells them apart. */
 function photo(seed: number, size = 48): RgbImage {
   const r = rng(seed);
   const base = [r() * 255, r() * 255, r() * 255];
+  const other = [r() * 255, r() * 255, r() * 255];
+  const angle = r() * Math.PI;
+  const period = 4 + r() * 12;
   const data = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++)
-      for (let c = 0; c < 3; c++) data[(y * size + x) * 3 + c] = Math.min(255, base[c] * (0.5 + (x / size) * (c === 0 ? 1 : 0.3)) + ((y * 5) % 30));
+    for (let x = 0; x < size; x++) {
+      const t = 0.5 + 0.5 * Math.sin(((x * Math.cos(angle) + y * Math.sin(angle)) / period) * 2 * Math.PI);
+      for (let c = 0; c < 3; c++) data[(y * size + x) * 3 + c] = Math.round(base[c] * t + other[c] * (1 - t));
+    }
   return { width: size, height: size, data };
 }
+
+/** Mean training loss of the last two epochs: one epoch is only 4 noisy, augmented steps. */
+const lateLoss = (h: { loss: number }[]) => (h[h.length - 1].loss + h[h.length - 2].loss) / 2;
 
 describe('batch-norm folding', () => {
   it('the folded plain VGG16 computes what the batch-normalised one does at inference', () => {
@@ -70,11 +81,11 @@ describe('augmentation', () => {
 
 describe('distillation', () => {
   it('learns the teacher\'s features, checkpoints, and resumes mid-epoch', async () => {
-    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 });
+    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 }, { seed: TEACHER_SEED });
     const train = Array.from({ length: 16 }, (_, i) => photo(i + 1));
     const dev = Array.from({ length: 4 }, (_, i) => photo(100 + i));
     const teacherDev = studentFeatures(teacher, dev, 32);
-    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 3, learningRate: 3e-3, checkpointEvery: 2, devImages: 0 };
+    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 6, learningRate: 3e-3, checkpointEvery: 2, devImages: 0, warmupSteps: 2 };
     const runDir = join(root, 'run');
     const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
     // Stop part-way through epoch 1, as a kill would, then resume in a new call.
@@ -84,28 +95,27 @@ describe('distillation', () => {
     const lines: string[] = [];
     const { student, state } = await distillStudent({ config, runDir, teacher: t, train, dev: { images: dev, teacherFeatures: teacherDev }, log: (l) => lines.push(l) });
     expect(lines[0]).toMatch(/resuming .* epoch 1, step 3/);
-    expect(state.globalStep).toBe(12);
-    expect(state.history).toHaveLength(3);
-    expect(state.history[2].loss).toBeLessThan(state.history[0].loss);
+    expect(state.globalStep).toBe(4 * config.epochs);
+    expect(state.history).toHaveLength(config.epochs);
+    expect(lateLoss(state.history)).toBeLessThan(state.history[0].loss);
     for (const f of ['student/model.json', 'checkpoint/optimizer.bin', 'distill-loss.svg', 'distill-fidelity.svg']) expect(existsSync(join(runDir, f)), f).toBe(true);
     expect(student.layers.some((l) => l.name.endsWith('_bn'))).toBe(false);
     expect(student.outputs[0].shape).toEqual([null, 8]);
   });
 
   it('trains from teacher features cached per view (photo and mirror image)', async () => {
-    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 });
+    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 }, { seed: TEACHER_SEED });
     const train = Array.from({ length: 16 }, (_, i) => photo(i + 1));
     const targets: [Float32Array, Float32Array] = [studentFeatures(teacher, train, 32), studentFeatures(teacher, train.map(mirrored), 32)];
     const dev = train.slice(0, 2);
-    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 6, learningRate: 3e-3, devImages: 0, batchNorm: true };
+    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 6, learningRate: 3e-3, devImages: 0, warmupSteps: 2, batchNorm: true };
     const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
     const { state, student } = await distillStudent({ config, runDir: join(root, 'cached'), teacher: t, train, cachedTargets: targets, dev: { images: dev, teacherFeatures: targets[0].slice(0, 16) }, log: () => {} });
-    expect(state.history[5].loss).toBeLessThan(state.history[0].loss);
-    // The saved student answers in the teacher's own (unstandardised) feature space.
+    expect(lateLoss(state.history)).toBeLessThan(state.history[0].loss);
+    // The saved, batch-norm-folded student answers in the teacher's own (unstandardised) feature
+    // space: its dev cosine is what the training model scored at its best epoch.
     const saved = studentFeatures(student, dev, 32);
-    const teacherDev = targets[0].slice(0, saved.length);
-    const err = saved.reduce((a, v, i) => a + Math.abs(v - teacherDev[i]), 0);
-    const zeroErr = teacherDev.reduce((a, v) => a + Math.abs(v), 0);
-    expect(err).toBeLessThan(zeroErr);
+    const best = state.history[state.bestEpoch - 1].devCosine;
+    expect(meanCosine(saved, targets[0].slice(0, saved.length), 8)).toBeCloseTo(best, 3);
   });
 });

@@ -25,7 +25,7 @@ describe('offline pipeline end to end', () => {
     const { names } = writeTinyFlickr(data);
     writeTinyGlove(join(root, 'glove.txt'), 16);
     // A random compact VGG16 as the encoder, saved as a tfjs-layers model on disk.
-    const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 12 });
+    const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 12 }, { seed: 3 });
     await encoder.save(`file://${join(root, 'encoder')}`).catch(async () => {
       const { serializeLayersModel } = await import('../shared/bundle/model-io');
       const { writeFileAtomic } = await import('../offline/fs-atomic');

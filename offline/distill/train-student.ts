@@ -105,7 +105,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
   const stepsPerEpoch = Math.floor(input.train.length / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
   const lrAt = (t: number) => {
-    const warm = Math.min(1, (t + 1) / 100);
+    const warm = Math.min(1, (t + 1) / Math.max(1, cfg.warmupSteps));
     const min = cfg.learningRate * cfg.minLearningRateFraction;
     return warm * (min + (cfg.learningRate - min) * 0.5 * (1 + Math.cos((Math.PI * t) / totalSteps)));
   };
@@ -240,7 +240,7 @@ export function studentFeatures(student: tf.LayersModel, images: RgbImage[], siz
   return all;
 }
 
-function meanCosine(a: Float32Array, b: Float32Array, F: number): number {
+export function meanCosine(a: Float32Array, b: Float32Array, F: number): number {
   return tf.tidy(() => tf.mean(cosineSimilarity(tf.tensor2d(a, [a.length / F, F]), tf.tensor2d(b, [b.length / F, F]))).dataSync()[0]);
 }
 

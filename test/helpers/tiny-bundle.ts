@@ -15,7 +15,7 @@ export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'gras
 export async function tinyBundle(opts: { quantization?: Quantization; seed?: number } = {}): Promise<Map<string, Uint8Array>> {
   const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
   const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
-  const encoder = buildCompactVgg16(vgg);
+  const encoder = buildCompactVgg16(vgg, { seed: 1 });
   const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0 });
   // Larger random weights than the initialisers give, so captions vary with the image.
   let s = opts.seed ?? 1;
