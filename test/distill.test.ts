@@ -101,6 +101,10 @@ describe('distillation', () => {
     for (const f of ['student/model.json', 'checkpoint/optimizer.bin', 'distill-loss.svg', 'distill-fidelity.svg']) expect(existsSync(join(runDir, f)), f).toBe(true);
     expect(student.layers.some((l) => l.name.endsWith('_bn'))).toBe(false);
     expect(student.outputs[0].shape).toEqual([null, 8]);
+    // A finished run asked for more epochs goes on from where it stopped.
+    const more = await distillStudent({ config: { ...config, epochs: config.epochs + 1 }, runDir, teacher: t, train, dev: { images: dev, teacherFeatures: teacherDev }, log: () => {} });
+    expect(more.state.history.map((h) => h.epoch)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(more.state.globalStep).toBe(4 * 7);
   });
 
   it('trains from teacher features cached per view (photo and mirror image)', async () => {

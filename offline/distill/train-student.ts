@@ -94,6 +94,12 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
   if (existsSync(statePath) && existsSync(join(ckpt, 'model.json'))) {
     state = JSON.parse(readFileSync(statePath, 'utf8')) as DistillState;
     student = await loadCheckpoint(ckpt, optimizer);
+    if (state.done && state.epoch < cfg.epochs) {
+      // A finished run asked for more epochs: go on from its weights and optimizer state; the
+      // cosine schedule is recomputed over the new total, i.e. a warm restart.
+      state.done = false;
+      log(`extending ${runDir} from ${state.epoch} to ${cfg.epochs} epochs`);
+    }
     log(`resuming ${runDir}: epoch ${state.epoch + 1}, step ${state.step}`);
   } else {
     student = buildCompactVgg16(arch, { seed: cfg.seed });
