@@ -9,7 +9,7 @@ import { buildCompactVgg16, compactVgg16Cost, type CompactVgg16Config } from '..
 import type { DistillConfig } from '../config';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
-import { loadCheckpoint, saveCheckpoint } from '../checkpoint';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { rng, shuffle } from '../random';
 import { lineChartSvg } from '../report/plot';
 import { createProgress } from '../report/progress';
@@ -91,9 +91,10 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
   const optimizer = tf.train.adam(cfg.learningRate);
   let state: DistillState = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, bestEpoch: 0, bestDevCosine: -1, history: [], done: false };
   let student: tf.LayersModel;
-  if (existsSync(statePath) && existsSync(join(ckpt, 'model.json'))) {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as DistillState;
-    student = await loadCheckpoint(ckpt, optimizer);
+  if (hasCheckpoint(ckpt)) {
+    const ck = await loadCheckpoint<DistillState>(ckpt, optimizer);
+    student = ck.model;
+    state = ck.state ?? (JSON.parse(readFileSync(statePath, 'utf8')) as DistillState);
     if (state.done && state.epoch < cfg.epochs) {
       // A finished run asked for more epochs: go on from its weights and optimizer state; the
       // cosine schedule is recomputed over the new total, i.e. a warm restart.
@@ -159,7 +160,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
       if (state.step % cfg.checkpointEvery === 0 || last || (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps)) {
         state.secondsInEpoch += (Date.now() - t0) / 1000;
         t0 = Date.now();
-        await saveCheckpoint(ckpt, student, optimizer);
+        await saveCheckpoint(ckpt, student, optimizer, state);
         writeJsonAtomic(statePath, state);
       }
       if (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps) {
@@ -191,7 +192,7 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
       folded.dispose();
     }
     Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
-    await saveCheckpoint(ckpt, student, optimizer);
+    await saveCheckpoint(ckpt, student, optimizer, state);
     writeJsonAtomic(statePath, state);
     await writePlots(runDir, state.history);
   }

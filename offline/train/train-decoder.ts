@@ -10,7 +10,7 @@ import type { DecoderTrainConfig } from '../config';
 import { captionFeatureSet, type FeatureSet } from '../evaluate/caption-features';
 import { scoreCaptions } from '../metrics';
 import { fileSource } from '../fs-source';
-import { loadCheckpoint, saveCheckpoint } from '../checkpoint';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { rng } from '../random';
 import { createProgress } from '../report/progress';
@@ -82,12 +82,13 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
   let state: TrainState = { epoch: 0, bestEpoch: 0, bestCiderD: -1, history: [], done: false };
   let model: tf.LayersModel;
   const optimizer = tf.train.adam(cfg.learningRate);
-  if (existsSync(statePath) && existsSync(join(runDir, CHECKPOINT, 'model.json'))) {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainState;
-    model = await loadCheckpoint(join(runDir, CHECKPOINT), optimizer);
+  if (hasCheckpoint(join(runDir, CHECKPOINT))) {
+    const ck = await loadCheckpoint<TrainState>(join(runDir, CHECKPOINT), optimizer);
+    model = ck.model;
+    state = ck.state ?? (JSON.parse(readFileSync(statePath, 'utf8')) as TrainState);
     log(`resuming ${runDir} after epoch ${state.epoch} (best dev CIDEr-D ${state.bestCiderD.toFixed(4)} at epoch ${state.bestEpoch})`);
   } else {
-    model = buildDecoder(decoderConfig);
+    model = buildDecoder(decoderConfig, { seed: cfg.seed });
     if (input.initDecoder) {
       const init = await loadLayersModel(fileSource(input.initDecoder), 'model.json');
       for (const layer of model.layers) if (layer.weights.length) layer.setWeights(init.getLayer(layer.name).getWeights());
@@ -157,7 +158,8 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
         state.done = true;
       }
       if (epoch === cfg.epochs) state.done = true;
-      await saveCheckpoint(join(runDir, CHECKPOINT), model, optimizer);
+      await saveCheckpoint(join(runDir, CHECKPOINT), model, optimizer, state);
+      // A copy for people and tools; resuming reads the one inside the checkpoint.
       writeJsonAtomic(statePath, state);
       await writePlots(runDir, state.history);
     }

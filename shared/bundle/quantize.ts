@@ -53,18 +53,33 @@ export function quantizeWeights(
   return { specs: outSpecs, data: out.buffer };
 }
 
+/** Fractions of the weights, at each end, that the uint8 range may leave outside (and clip). */
+const CLIP_FRACTIONS = [0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
+
+/**
+ * uint8 affine quantization with the range that gives the least squared error among a few
+ * quantile clips: a handful of outliers would otherwise stretch the step for every other weight.
+ */
 function toUint8(values: Float32Array): { q: Uint8Array; min: number; scale: number } {
-  let min = Infinity;
-  let max = -Infinity;
-  for (const v of values) {
-    if (v < min) min = v;
-    if (v > max) max = v;
+  const n = values.length;
+  const sorted = Float32Array.from(values).sort();
+  let best = { min: 0, scale: 1, err: Infinity };
+  for (const f of CLIP_FRACTIONS) {
+    const k = Math.floor(f * n);
+    const lo = sorted[k] ?? 0;
+    const hi = sorted[n - 1 - k] ?? 0;
+    const scale = hi > lo ? (hi - lo) / 255 : 1;
+    let err = 0;
+    for (let i = 0; i < n; i++) {
+      const v = sorted[i];
+      const back = Math.min(255, Math.max(0, Math.round((v - lo) / scale))) * scale + lo;
+      err += (back - v) * (back - v);
+    }
+    if (err < best.err) best = { min: lo, scale, err };
   }
-  if (!Number.isFinite(min)) min = max = 0;
-  const scale = max > min ? (max - min) / 255 : 1;
-  const q = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) q[i] = Math.round((values[i] - min) / scale);
-  return { q, min, scale };
+  const q = new Uint8Array(n);
+  for (let i = 0; i < n; i++) q[i] = Math.min(255, Math.max(0, Math.round((values[i] - best.min) / best.scale)));
+  return { q, min: best.min, scale: best.scale };
 }
 
 const f32 = new Float32Array(1);

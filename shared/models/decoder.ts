@@ -33,14 +33,22 @@ export const DECODER_LAYER_NAMES = {
  * output next-word logits [B, T, V]. This is what the bundle stores; training and serving run the
  * same weights through the faster functions in `decoder-ops.ts`.
  */
-export function buildDecoder(cfg: DecoderConfig): tfl.LayersModel {
+export function buildDecoder(cfg: DecoderConfig, opts: { seed?: number } = {}): tfl.LayersModel {
+  // A seed makes the initial weights, and so a whole training run, reproducible.
+  let k = 0;
+  const glorot = () => tfl.initializers.glorotUniform({ seed: opts.seed === undefined ? undefined : opts.seed * 31 + k++ });
   const features = tfl.input({ shape: [cfg.featureSize], name: 'features' });
   const tokens = tfl.input({ shape: [null], dtype: 'int32', name: 'tokens' });
   const f = tfl.layers.dropout({ rate: cfg.dropout, name: 'feature_dropout' }).apply(features) as tfl.SymbolicTensor;
-  const h0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initH }).apply(f);
-  const c0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', name: DECODER_LAYER_NAMES.initC }).apply(f);
+  const h0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.initH }).apply(f);
+  const c0 = tfl.layers.dense({ units: cfg.units, activation: 'tanh', kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.initC }).apply(f);
   let x = tfl.layers
-    .embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embeddingSize, name: DECODER_LAYER_NAMES.embedding })
+    .embedding({
+      inputDim: cfg.vocabSize,
+      outputDim: cfg.embeddingSize,
+      embeddingsInitializer: tfl.initializers.randomUniform({ minval: -0.05, maxval: 0.05, seed: opts.seed === undefined ? undefined : opts.seed * 31 + k++ }),
+      name: DECODER_LAYER_NAMES.embedding,
+    })
     .apply(tokens) as tfl.SymbolicTensor;
   x = tfl.layers.dropout({ rate: cfg.dropout, name: 'embedding_dropout' }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers
@@ -49,15 +57,16 @@ export function buildDecoder(cfg: DecoderConfig): tfl.LayersModel {
       returnSequences: true,
       recurrentActivation: 'sigmoid',
       // The stock 'orthogonal' initializer takes minutes on large units (QR in JS).
-      recurrentInitializer: 'glorotUniform',
+      recurrentInitializer: glorot(),
+      kernelInitializer: glorot(),
       name: DECODER_LAYER_NAMES.lstm,
     })
     .apply([x, h0, c0] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor; // [inputs, h0, c0]: the image sets the initial state
-  const img = tfl.layers.dense({ units: cfg.units, name: DECODER_LAYER_NAMES.imageProj }).apply(f) as tfl.SymbolicTensor;
+  const img = tfl.layers.dense({ units: cfg.units, kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.imageProj }).apply(f) as tfl.SymbolicTensor;
   const img3 = tfl.layers.reshape({ targetShape: [1, cfg.units], name: 'image_proj_per_step' }).apply(img) as tfl.SymbolicTensor;
   x = tfl.layers.add({ name: 'merge' }).apply([x, img3]) as tfl.SymbolicTensor;
-  x = tfl.layers.dense({ units: cfg.units, activation: 'relu', name: DECODER_LAYER_NAMES.merge }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.dense({ units: cfg.units, activation: 'relu', kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.merge }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.dropout({ rate: cfg.dropout, name: 'merge_dropout' }).apply(x) as tfl.SymbolicTensor;
-  const logits = tfl.layers.dense({ units: cfg.vocabSize, name: DECODER_LAYER_NAMES.logits }).apply(x) as tfl.SymbolicTensor;
+  const logits = tfl.layers.dense({ units: cfg.vocabSize, kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.logits }).apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: [features, tokens], outputs: logits, name: 'caption_decoder' });
 }

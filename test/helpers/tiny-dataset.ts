@@ -19,15 +19,16 @@ export function writeTinyFlickr(dir: string, perClass = 4): { names: string[]; c
     for (let k = 0; k < perClass; k++) {
       const thing = THINGS[k % THINGS.length];
       const name = `${1000 + i}_${(i * 2654435761 >>> 0).toString(16).padStart(10, '0').slice(0, 10)}.jpg`;
-      i++;
       const w = 40;
       const data = new Uint8Array(w * w * 4);
-      for (let p = 0; p < w * w; p++) data.set([rgb[0] + ((p * 7) % 20), rgb[1], rgb[2], 255], p * 4);
+      // The texture's phase differs per photo, so no two files (and cache keys) are the same.
+      for (let p = 0; p < w * w; p++) data.set([rgb[0] + ((p * 7 + i) % 20), rgb[1], rgb[2], 255], p * 4);
       writeFileSync(join(dir, 'images', name), jpeg.encode({ width: w, height: w, data }, 90).data);
       const caps = [`A ${colour} ${thing} .`, `a ${colour} ${thing} on the grass`, `the ${colour} ${thing}`, `A ${thing} that is ${colour}`, `${colour} ${thing}`];
       caps.forEach((c, n) => tokens.push(`${name}#${n}\t${c}`));
       names.push(name);
       captionOf.set(name, caps[0]);
+      i++;
     }
   }
   writeFileSync(join(dir, 'Flickr8k.token.txt'), tokens.join('\n') + '\n');
