@@ -23,6 +23,7 @@ import { fileSource } from '../offline/fs-source';
 import { scoreCaptions } from '../offline/metrics';
 import { defaultPaths } from '../offline/paths';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
+import { normalizeCaption } from '../shared/text/tokenizer';
 
 const paths = defaultPaths();
 const args = new Command()
@@ -44,7 +45,8 @@ const names = dataset.splits.dev.slice(0, args.images || undefined);
 const encoder = await loadFeatureEncoder({ modelPath: args.encoder, layer: args.layer || undefined, normalization: UNIT_RANGE_NORMALIZATION });
 const feats = await precomputeFeatures({ dataset, names, encoder, cacheDir: args.cache });
 const set = { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize };
-const refs = new Map(feats.names.map((n) => [n, dataset.captions.get(n) ?? []]));
+// References normalised as training and offline:evaluate score them (lower case, punctuation split).
+const refs = new Map(feats.names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
 const beams = String(args.beams).split(',').map(Number);
 const decoder = bundle.decoder;
 const original = decoder.getWeights().map((w) => w.clone());

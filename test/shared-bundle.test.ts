@@ -122,6 +122,15 @@ describe('model bundle', () => {
     expect(sq).toBeLessThan(0.98 * sqFull);
   });
 
+  it('uint8 leaves a tensor float16 when one affine range would miss it by more than 2% RMS', () => {
+    const n = UINT8_MIN_ELEMENTS * 2;
+    // Cauchy-like weights: a few huge values next to many tiny ones; no 256-step range fits both.
+    const r = rng(9);
+    const values = Float32Array.from({ length: n }, () => Math.tan((r() - 0.5) * Math.PI * 0.999) * 0.01);
+    const { specs } = quantizeWeights([{ name: 'w', shape: [n], dtype: 'float32' }], values.buffer, 'uint8');
+    expect(specs[0].quantization?.dtype).toBe('float16');
+  });
+
   it('float16 conversion is exact for representable values and rounds to nearest', () => {
     expect([...toFloat16(new Float32Array([0, 1, -2, 0.5, 65504, 1e6, -1e-9]))]).toEqual([0, 0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00, 0x8000]);
   });
