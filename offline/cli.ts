@@ -115,6 +115,18 @@ program
     await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization });
   });
 
+program
+  .command('import-keras')
+  .description('convert a Keras VGG16 HDF5 weight file (full or _notop) into a tfjs-layers model.json for --encoder / --teacher')
+  .requiredOption('--h5 <file>', 'Keras weight file, e.g. vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
+  .requiredOption('--out <dir>', 'destination folder (model.json + weights.bin), replaced atomically')
+  .addOption(new Option('--output <mode>', "'pooled' (global average pooling after block5) or the full file's fc2 / predictions").choices(['pooled', 'fc2', 'predictions']).default('pooled'))
+  .option('--input-size <n>', "square input side (default: 224 for 'pooled', the one fc1 fits otherwise)", int)
+  .action(async (f) => {
+    const { importKerasCommand } = await import('./commands/import-keras');
+    await importKerasCommand({ h5Path: f.h5, outDir: f.out, output: f.output, inputSize: f.inputSize });
+  });
+
 const dc = DEFAULT_DISTILL_CONFIG;
 program
   .command('distill')

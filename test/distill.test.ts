@@ -114,7 +114,11 @@ describe('distillation', () => {
     const dev = train.slice(0, 2);
     const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 6, learningRate: 3e-3, devImages: 0, warmupSteps: 2, batchNorm: true };
     const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
-    const { state, student } = await distillStudent({ config, runDir: join(root, 'cached'), teacher: t, train, cachedTargets: targets, dev: { images: dev, teacherFeatures: targets[0].slice(0, 16) }, log: () => {} });
+    // A decoder's dev CIDEr-D, when given, picks the epoch that is kept (here: the second).
+    let evaluated = 0;
+    const evaluateDev = async () => ({ ciderD: ++evaluated === 2 ? 0.5 : 0.1 });
+    const { state, student } = await distillStudent({ config, runDir: join(root, 'cached'), teacher: t, train, cachedTargets: targets, dev: { images: dev, teacherFeatures: targets[0].slice(0, 16) }, evaluateDev, log: () => {} });
+    expect(state.bestEpoch).toBe(2);
     expect(lateLoss(state.history)).toBeLessThan(state.history[0].loss);
     // The saved, batch-norm-folded student answers in the teacher's own (unstandardised) feature
     // space: its dev cosine is what the training model scored at its best epoch.
