@@ -147,10 +147,11 @@ program
   .option('--max-steps <n>', 'stop after this many steps (benchmarks; resume later)', int)
   .option('--batch-norm', 'batch-normalise while training (folded on export; ~2× slower steps on wasm)', dc.batchNorm)
   .addOption(new Option('--targets <mode>', "teacher targets: 'cached-views' (photo + mirror, computed once) or 'per-step' (teacher on every augmented view)").choices(['cached-views', 'per-step']).default(dc.targets))
+  .option('--threads <n>', 'threads computing gradients, incl. the main one (data parallel; with --batch-norm each normalises its own slice)', int, dc.threads)
   .option('--seed <n>', 'random seed', int, dc.seed)
   .action(async (f) => {
     const { distillCommand } = await import('./commands/distill');
-    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets };
+    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets, threads: f.threads };
     await distillCommand({
       dataPath: program.opts().data,
       teacherModel: f.teacher,

@@ -58,6 +58,12 @@ export interface DistillConfig {
   batchNorm: boolean;
   /** Teacher targets: 'per-step' runs the teacher on every augmented view; 'cached-views' caches it for the photo and its mirror image. */
   targets: 'per-step' | 'cached-views';
+  /**
+   * Threads computing each step's gradients (1 = the main thread alone). More split the batch
+   * over worker threads (offline/distill/parallel-grads.ts); with batch norm each thread then
+   * normalises its own slice ("ghost batch norm").
+   */
+  threads: number;
   seed: number;
 }
 
@@ -74,5 +80,6 @@ export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   devImages: 500,
   batchNorm: false,
   targets: 'cached-views',
+  threads: 1,
   seed: 7,
 };

@@ -4,10 +4,13 @@ import * as tf from '@tensorflow/tfjs';
  * Feature-matching loss: squared error normalised by the teacher's feature energy (so it reads
  * as a fraction of the signal), plus a weighted (1 − cosine similarity) that cares only about
  * direction, which is what the caption decoder's first layers mostly use.
+ * `targetEnergy` (default: mean(teacher²) of these rows) lets a slice of a batch use the whole
+ * batch's energy, so that slice losses weighted by their row counts sum to the batch's loss.
  */
-export function distillLoss(student: tf.Tensor2D, teacher: tf.Tensor2D, cosineWeight: number): tf.Scalar {
+export function distillLoss(student: tf.Tensor2D, teacher: tf.Tensor2D, cosineWeight: number, targetEnergy?: number): tf.Scalar {
   return tf.tidy(() => {
-    const mse = tf.div(tf.mean(tf.square(tf.sub(student, teacher))), tf.add(tf.mean(tf.square(teacher)), 1e-8));
+    const energy = targetEnergy ?? tf.mean(tf.square(teacher));
+    const mse = tf.div(tf.mean(tf.square(tf.sub(student, teacher))), tf.add(energy, 1e-8));
     return tf.add(mse, tf.mul(cosineWeight, tf.sub(1, tf.mean(cosineSimilarity(student, teacher))))) as tf.Scalar;
   });
 }

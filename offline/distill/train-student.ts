@@ -15,6 +15,7 @@ import { lineChartSvg } from '../report/plot';
 import { createProgress } from '../report/progress';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, viewInput } from './augment';
 import { cosineSimilarity, distillLoss } from './loss';
+import { GradientPool, parallelStep } from './parallel-grads';
 
 export interface Teacher {
   model: tf.LayersModel;
@@ -84,6 +85,15 @@ export function studentConfig(c: DistillConfig, featureSize: number): CompactVgg
  * batch-norm folded, in `<runDir>/student/`.
  */
 export async function distillStudent(input: DistillInput): Promise<{ student: tf.LayersModel; state: DistillState }> {
+  const workers: { pool?: GradientPool } = {};
+  try {
+    return await distill(input, workers);
+  } finally {
+    await workers.pool?.close();
+  }
+}
+
+async function distill(input: DistillInput, workers: { pool?: GradientPool }): Promise<{ student: tf.LayersModel; state: DistillState }> {
   const { config: cfg, runDir, teacher } = input;
   const log = input.log ?? ((l: string) => console.error(l));
   const arch = studentConfig(cfg, teacher.featureSize);
@@ -109,6 +119,10 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
   }
   const vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
+  if ((cfg.threads ?? 1) > 1) {
+    workers.pool = await GradientPool.start({ threads: cfg.threads, model: student, cosineWeight: cfg.cosineWeight });
+    log(`gradients on ${cfg.threads} threads${arch.batchNorm ? ' (batch norm per thread slice: ghost batch norm)' : ''}`);
+  }
   const stats = featureStats(input.cachedTargets?.[0] ?? input.dev.teacherFeatures, teacher.featureSize);
   const stepsPerEpoch = Math.floor(input.train.length / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
@@ -125,10 +139,10 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
     const order = shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch));
     const bar = createProgress(stepsPerEpoch - state.step, `distill epoch ${epoch}/${cfg.epochs}`, { unit: 'step' });
     let t0 = Date.now();
-    for (let step = state.step; step < stepsPerEpoch; step++) {
+    const cached = input.cachedTargets;
+    const F = teacher.featureSize;
+    const batchAt = (step: number) => {
       const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
-      const cached = input.cachedTargets;
-      const F = teacher.featureSize;
       const sIn = new Float32Array(cfg.batchSize * S * S * 3);
       const tIn = cached ? new Float32Array(cfg.batchSize * F) : new Float32Array(cfg.batchSize * T * T * 3);
       for (let b = 0; b < cfg.batchSize; b++) {
@@ -138,18 +152,37 @@ export async function distillStudent(input: DistillInput): Promise<{ student: tf
         if (cached) tIn.set(cached[view.flipped ? 1 : 0].subarray(idx * F, (idx + 1) * F), b * F);
         else viewInput(view.image, T, teacher.normalization, tIn, b * T * T * 3);
       }
+      return { sIn, tIn };
+    };
+    // With worker threads, the next step's batch is made while the workers finish this one.
+    let prefetched: ReturnType<typeof batchAt> | undefined;
+    for (let step = state.step; step < stepsPerEpoch; step++) {
+      const { sIn, tIn } = prefetched ?? batchAt(step);
+      prefetched = undefined;
       const lr = lrAt(state.globalStep);
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
-      const loss = tf.tidy(() => {
+      const standardizedTarget = () => {
         const raw = cached
           ? tf.tensor2d(tIn, [cfg.batchSize, F])
           : (tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D);
-        const target = tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
-        const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
-        const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
-        optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-        return value;
-      });
+        return tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
+      };
+      const loss = workers.pool
+        ? await parallelStep(workers.pool, optimizer, {
+            model: student,
+            vars,
+            x: sIn,
+            target: standardizedTarget,
+            cosineWeight: cfg.cosineWeight,
+            whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = batchAt(step + 1)) : undefined,
+          })
+        : tf.tidy(() => {
+            const target = standardizedTarget();
+            const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
+            const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
+            optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+            return value;
+          });
       state.lossSum += loss.dataSync()[0];
       loss.dispose();
       state.step = step + 1;

@@ -24,12 +24,9 @@
  *
  * Idempotent; may be called before or after `tf.setBackend('wasm')`.
  *
- * Idea not built (yet): the machines have 2 cores and the non-threaded SIMD
- * build uses one. Convolution gradients split cleanly in two independent
- * halves (batch halves for backprop-input, C halves for backprop-filter's
- * xᵀ-batched convolution), so a worker_threads worker with its own wasm
- * instance working on a SharedArrayBuffer copy could nearly halve them.
- * The threaded-simd wasm build would do that inside XNNPACK, but tfjs only
+ * The non-threaded SIMD build uses one core; the second is used one level up,
+ * by data parallelism over worker_threads (offline/distill/parallel-grads.ts).
+ * tfjs's threaded-simd build would split kernels inside XNNPACK, but tfjs only
  * enables it where `WASM_HAS_MULTITHREAD_SUPPORT` (browser Workers) holds.
  */
 import '@tensorflow/tfjs-backend-wasm'; // stock kernels must be registered before we replace some
