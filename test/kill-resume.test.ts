@@ -142,6 +142,12 @@ describe('SIGKILL and resume', () => {
     }
     expect(kinds.has('none')).toBe(true);
     expect(readdirSync(root).filter((e) => e.startsWith('assets-model.'))).toEqual([]);
+    // A finished re-quantizing export does not carry the float bundle's measured metrics over.
+    expect((await loadBundle(fileSource(join(run, 'bundle-none')))).manifest.metrics).toBeDefined();
+    expect((await cli(['export', '--bundle', join(run, 'bundle-none'), '--out', out, '--quantization', 'uint8']).done).code).toBe(0);
+    const u = await loadBundle(fileSource(out));
+    expect(u.manifest.quantization).toBe('uint8');
+    expect(u.manifest.metrics).toBeUndefined();
   }, 180_000);
 
   it('recoverDir puts the last whole directory back after a kill between the two renames', () => {
