@@ -66,6 +66,13 @@ describe('offline pipeline end to end', () => {
     });
     expect(again).toBe(runDir);
     expect(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).history).toHaveLength(3);
+
+    // Asked for more epochs, a finished (not early-stopped) run goes on from its checkpoint.
+    await trainCommand({
+      dataPath: data, glovePath: null, encoderModel: join(root, 'encoder', 'model.json'), normalization: UNIT_RANGE_NORMALIZATION,
+      cacheDir: join(root, 'cache'), runsDir: join(root, 'runs'), runDir, config: { ...config, epochs: 4 }, export: false, quantizations: [], evalImages: 0,
+    });
+    expect(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3, 4]);
     expect(tf.getBackend()).toBeTruthy();
   });
 });

@@ -86,6 +86,11 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
     const ck = await loadCheckpoint<TrainState>(join(runDir, CHECKPOINT), optimizer);
     model = ck.model;
     state = ck.state ?? (JSON.parse(readFileSync(statePath, 'utf8')) as TrainState);
+    if (state.done && state.epoch < cfg.epochs && state.epoch - state.bestEpoch < cfg.patience) {
+      // Finished its epochs (not early-stopped) and asked for more: go on, the schedule continues.
+      state.done = false;
+      log(`extending ${runDir} from ${state.epoch} to ${cfg.epochs} epochs`);
+    }
     log(`resuming ${runDir} after epoch ${state.epoch} (best dev CIDEr-D ${state.bestCiderD.toFixed(4)} at epoch ${state.bestEpoch})`);
   } else {
     model = buildDecoder(decoderConfig, { seed: cfg.seed });
