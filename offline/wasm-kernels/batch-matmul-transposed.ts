@@ -16,10 +16,8 @@
  * and transposing the (small) result, the latter is used.
  */
 import { BatchMatMul, _FusedMatMul, broadcast_util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import {
-  BACKEND, alloc, dispose, heapOffset, heapU8, releaseView, stockKernel, transposeLast2, viewInto, withShape,
-} from './util';
+import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, dispose, heapOffset, heapU8, releaseView, stockKernel, transposeLast2, viewInto, withShape, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 interface Operand {
@@ -168,14 +166,6 @@ function fusedMatMulKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
 }
 
-export const batchMatMulConfig: KernelConfig = {
-  kernelName: BatchMatMul,
-  backendName: BACKEND,
-  kernelFunc: batchMatMulKernel as unknown as KernelFunc,
-};
+export const batchMatMulConfig = wasmKernel(BatchMatMul, batchMatMulKernel);
 
-export const fusedMatMulConfig: KernelConfig = {
-  kernelName: _FusedMatMul,
-  backendName: BACKEND,
-  kernelFunc: fusedMatMulKernel as unknown as KernelFunc,
-};
+export const fusedMatMulConfig = wasmKernel(_FusedMatMul, fusedMatMulKernel);

@@ -25,8 +25,8 @@
  * NHWC only; NCHW throws.
  */
 import { Conv2DBackpropFilter, backend_util, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, alloc, callKernel, dispose, heapF32 } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, callKernel, dispose, heapF32, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
@@ -138,8 +138,4 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
 }
 
-export const conv2dBackpropFilterConfig: KernelConfig = {
-  kernelName: Conv2DBackpropFilter,
-  backendName: BACKEND,
-  kernelFunc: conv2dBackpropFilter as unknown as KernelFunc,
-};
+export const conv2dBackpropFilterConfig = wasmKernel(Conv2DBackpropFilter, conv2dBackpropFilter);

@@ -13,8 +13,8 @@
  * negative padding fall back to the stock kernel (correct, slow).
  */
 import { Conv2DBackpropInput, backend_util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, alloc, callKernel, dispose, heapF32, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, callKernel, dispose, heapF32, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 /** W[fh, fw, C, O] -> W'[fh, fw, O, C] with both spatial axes reversed. */
@@ -113,8 +113,4 @@ function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
 }
 
-export const conv2dBackpropInputConfig: KernelConfig = {
-  kernelName: Conv2DBackpropInput,
-  backendName: BACKEND,
-  kernelFunc: conv2dBackpropInput as unknown as KernelFunc,
-};
+export const conv2dBackpropInputConfig = wasmKernel(Conv2DBackpropInput, conv2dBackpropInput);

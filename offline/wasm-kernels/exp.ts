@@ -15,8 +15,8 @@
  * NaN and ±Infinity map as for exp.
  */
 import { Exp } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, callKernel, dispose, heapF32, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { callKernel, dispose, heapF32, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 /** Above this σ(-x) underflows in XNNPACK (its denormal cutoff is -87.33654). */
@@ -52,8 +52,4 @@ function expKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   }
 }
 
-export const expConfig: KernelConfig = {
-  kernelName: Exp,
-  backendName: BACKEND,
-  kernelFunc: expKernel as unknown as KernelFunc,
-};
+export const expConfig = wasmKernel(Exp, expKernel);

@@ -9,8 +9,8 @@
  * Also fixes stock Cast float32/int32 -> bool, which wrapped values mod 256.
  */
 import { Cast, Identity } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 function alias(backend: BackendWasm, x: TensorInfo): TensorInfo {
@@ -42,14 +42,6 @@ function castKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return alias(backend, x);
 }
 
-export const identityConfig: KernelConfig = {
-  kernelName: Identity,
-  backendName: BACKEND,
-  kernelFunc: identityKernel as unknown as KernelFunc,
-};
+export const identityConfig = wasmKernel(Identity, identityKernel);
 
-export const castConfig: KernelConfig = {
-  kernelName: Cast,
-  backendName: BACKEND,
-  kernelFunc: castKernel as unknown as KernelFunc,
-};
+export const castConfig = wasmKernel(Cast, castKernel);

@@ -8,8 +8,8 @@
  * order, exactly like the cpu backend; all-NaN/-Inf windows get no gradient).
  */
 import { MaxPoolGrad, backend_util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, alloc, heapF32, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, heapF32, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 function maxPoolGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
@@ -110,8 +110,4 @@ function pool2x2(
   }
 }
 
-export const maxPoolGradConfig: KernelConfig = {
-  kernelName: MaxPoolGrad,
-  backendName: BACKEND,
-  kernelFunc: maxPoolGrad as unknown as KernelFunc,
-};
+export const maxPoolGradConfig = wasmKernel(MaxPoolGrad, maxPoolGrad);

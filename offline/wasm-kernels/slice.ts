@@ -9,8 +9,8 @@
  * directly (measured: unstack of [64, 20, 256] 9.6 ms -> well under 1 ms).
  */
 import { SplitV, Slice, Unpack, backend_util, slice_util, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, heapOffset, heapU8, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { heapOffset, heapU8, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 type Typed = Float32Array | Int32Array | Uint8Array;
@@ -117,20 +117,8 @@ function splitVKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   });
 }
 
-export const sliceConfig: KernelConfig = {
-  kernelName: Slice,
-  backendName: BACKEND,
-  kernelFunc: sliceKernel as unknown as KernelFunc,
-};
+export const sliceConfig = wasmKernel(Slice, sliceKernel);
 
-export const unpackConfig: KernelConfig = {
-  kernelName: Unpack,
-  backendName: BACKEND,
-  kernelFunc: unpackKernel as unknown as KernelFunc,
-};
+export const unpackConfig = wasmKernel(Unpack, unpackKernel);
 
-export const splitVConfig: KernelConfig = {
-  kernelName: SplitV,
-  backendName: BACKEND,
-  kernelFunc: splitVKernel as unknown as KernelFunc,
-};
+export const splitVConfig = wasmKernel(SplitV, splitVKernel);

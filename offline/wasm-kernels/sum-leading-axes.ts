@@ -11,8 +11,8 @@
  * [batch, h, w]). Other reductions go to the stock kernels.
  */
 import { Mean, Sum, backend_util, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, alloc, heapF32, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, heapF32, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 function leadingReduce(args: Parameters<KernelFunc>[0], kernel: typeof Sum | typeof Mean): TensorInfo {
@@ -54,14 +54,6 @@ function leadingReduce(args: Parameters<KernelFunc>[0], kernel: typeof Sum | typ
 const sumKernel = (args: Parameters<KernelFunc>[0]) => leadingReduce(args, Sum);
 const meanKernel = (args: Parameters<KernelFunc>[0]) => leadingReduce(args, Mean);
 
-export const sumConfig: KernelConfig = {
-  kernelName: Sum,
-  backendName: BACKEND,
-  kernelFunc: sumKernel as unknown as KernelFunc,
-};
+export const sumConfig = wasmKernel(Sum, sumKernel);
 
-export const meanConfig: KernelConfig = {
-  kernelName: Mean,
-  backendName: BACKEND,
-  kernelFunc: meanKernel as unknown as KernelFunc,
-};
+export const meanConfig = wasmKernel(Mean, meanKernel);

@@ -8,8 +8,8 @@
  * a doubling `copyWithin` (memmove) of the block already written.
  */
 import { Tile, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, heapOffset, heapU8, stockKernel } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { heapOffset, heapU8, stockKernel, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 type Typed = Float32Array | Int32Array | Uint8Array;
@@ -56,8 +56,4 @@ function tileKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
-export const tileConfig: KernelConfig = {
-  kernelName: Tile,
-  backendName: BACKEND,
-  kernelFunc: tileKernel as unknown as KernelFunc,
-};
+export const tileConfig = wasmKernel(Tile, tileKernel);

@@ -7,8 +7,8 @@
  * dropped, `segmentIds` must cover a prefix of `x`'s shape.
  */
 import { UnsortedSegmentSum, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BACKEND, alloc, heapF32, heapI32 } from './util';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { alloc, heapF32, heapI32, wasmKernel } from './util';
 import type { BackendWasm } from './util';
 
 function unsortedSegmentSum(args: Parameters<KernelFunc>[0]): TensorInfo {
@@ -51,8 +51,4 @@ function unsortedSegmentSum(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
-export const unsortedSegmentSumConfig: KernelConfig = {
-  kernelName: UnsortedSegmentSum,
-  backendName: BACKEND,
-  kernelFunc: unsortedSegmentSum as unknown as KernelFunc,
-};
+export const unsortedSegmentSumConfig = wasmKernel(UnsortedSegmentSum, unsortedSegmentSum);

@@ -16,7 +16,7 @@
  *   `releaseView`, never `disposeData` (that would free an interior pointer).
  */
 import { getKernel, util } from '@tensorflow/tfjs-core';
-import type { DataType, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export type { BackendWasm };
@@ -24,6 +24,11 @@ export type { BackendWasm };
 export const BACKEND = 'wasm';
 
 /** Marks kernel functions registered by this module (survives duplicate module instances). */
+/** The registration of one of our kernels for the wasm backend (its args typed as the kernel needs them). */
+export function wasmKernel<A>(kernelName: string, kernelFunc: (args: A) => TensorInfo | TensorInfo[]): KernelConfig {
+  return { kernelName, backendName: BACKEND, kernelFunc: kernelFunc as unknown as KernelFunc };
+}
+
 export const OWN_KERNEL = Symbol.for('edge-captioner.wasm-training-kernel');
 
 /** Original (stock) kernel configs we replaced, keyed by kernel name. Global so
