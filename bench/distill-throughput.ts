@@ -28,6 +28,7 @@ import { STUDENT_NORMALIZATION } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
 import { buildCompactVgg16, compactVgg16Cost } from '../shared/models/vgg16';
+import { median } from './stats';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,7 +44,6 @@ const B = Number(args.batch);
 const S = 112;
 const F = 768;
 const ARCH = { widthMultiplier: 0.25, inputSize: S, featureSize: F };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 // CPU ms of the main thread (utime + stime, 100 ticks/s) and of the whole process.
 const MAIN_STAT = `/proc/self/task/${process.pid}/stat`;

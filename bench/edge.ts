@@ -16,6 +16,7 @@ import { startWranglerDev } from '../test/helpers/wrangler-dev';
 import { tinyBundle } from '../test/helpers/tiny-bundle';
 import { photoJpeg } from './images';
 import { measureWasmRoofline, printRoofline, withWorkerd, type Roofline } from './roofline';
+import { median, quantile } from './stats';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '20' }, out: { type: 'string', default: 'runs/bench-edge.json' } } });
 const RUNS = Number(args.runs);
@@ -28,8 +29,6 @@ function dirBytes(dir: string): number {
   return n;
 }
 
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
-const p95 = (a: number[]) => [...a].sort((p, q) => p - q)[Math.min(a.length - 1, Math.floor(a.length * 0.95))];
 
 let assetsDir = join(root, 'assets');
 let bundleLabel = 'assets/model (shipped)';
@@ -73,7 +72,7 @@ try {
         continue;
       }
       const t = (k: string) => median(ok.map((r) => r.body.timings[k]));
-      rows.push({ image: name, jpegBytes: img.byteLength, beam, decodeMs: t('decodeMs'), preprocessMs: t('preprocessMs'), encoderMs: t('encoderMs'), decoderMs: t('decoderMs'), serverMs: t('totalMs'), wallMs: Math.round(median(ok.map((r) => r.wallMs)) * 10) / 10, wallP95Ms: Math.round(p95(ok.map((r) => r.wallMs)) * 10) / 10 });
+      rows.push({ image: name, jpegBytes: img.byteLength, beam, decodeMs: t('decodeMs'), preprocessMs: t('preprocessMs'), encoderMs: t('encoderMs'), decoderMs: t('decoderMs'), serverMs: t('totalMs'), wallMs: Math.round(median(ok.map((r) => r.wallMs)) * 10) / 10, wallP95Ms: Math.round(quantile(ok.map((r) => r.wallMs), 0.95) * 10) / 10 });
     }
   }
   results.latency = rows;
@@ -100,8 +99,8 @@ try {
 }
 // After workerd has stopped, so the two do not share the cores.
 // Every row runs the same encoder on the same 112² input: the median over the rows is steadier than one row.
-const encoderRows = (results.latency as Record<string, unknown>[]).map((r) => r.encoderMs as number).sort((a, b) => a - b);
-const encoderMedian = encoderRows.length ? encoderRows[Math.floor((encoderRows.length - 1) / 2)] : undefined;
+const encoderRows = (results.latency as Record<string, unknown>[]).map((r) => r.encoderMs as number);
+const encoderMedian = encoderRows.length ? median(encoderRows) : undefined;
 results.roofline = await measureWasmRoofline(join(assetsDir, 'model')).then((r) => withWorkerd(r, encoderMedian), (e: Error) => ({ error: e.message }));
 const outdir = join(tmp, 'deploy');
 execFileSync('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir], { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' }, stdio: 'ignore' });

@@ -16,6 +16,7 @@ import { buildDecoder } from '../shared/models/decoder';
 import { buildCompactVgg16, compactVgg16Cost } from '../shared/models/vgg16';
 import { Vocabulary } from '../shared/text/vocabulary';
 import { startWranglerDev } from '../test/helpers/wrangler-dev';
+import { median } from './stats';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '15' }, widths: { type: 'string', default: '0.25,0.375,0.5' }, sizes: { type: 'string', default: '96,112,128' }, vocab: { type: 'string', default: '2539' } } });
 await tf.setBackend('cpu');
@@ -26,7 +27,6 @@ const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...words]);
 const decoderCfg = { vocabSize: vocab.size, featureSize: 768, embeddingSize: 100, units: 256, maxLength: 22, dropout: 0 };
 const px = new Uint8Array(640 * 480 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 13) % 241));
 const photo = new Uint8Array(jpeg.encode({ width: 640, height: 480, data: px }, 88).data);
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 const rows: Record<string, unknown>[] = [];
 
 for (const width of args.widths!.split(',').map(Number)) {

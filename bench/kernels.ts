@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../offline/wasm-kernels';
+import { median } from './stats';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,7 +40,6 @@ function setKernels(mode: Mode): void {
   if (mode === 'all') registerWasmTrainingKernels();
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function runOnce(run: () => unknown): Promise<number> {
   const t0 = performance.now();

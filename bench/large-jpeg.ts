@@ -29,6 +29,7 @@ import jpeg from 'jpeg-js';
 import { decodeImage } from '../shared/image/decode';
 import { chooseJpegScale } from '../shared/image/jpeg-scaled';
 import type { RgbImage } from '../shared/image/types';
+import { median } from './stats';
 
 const { values: args } = parseArgs({
   options: {
@@ -143,7 +144,6 @@ function photoRgba(w: number, h: number): Uint8Array {
   return d;
 }
 
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 
 function time(f: () => unknown, runs: number, warmup: number): { wall: number; cpu: number } {
   for (let i = 0; i < warmup; i++) f();

@@ -15,6 +15,7 @@ import { loadBundle } from '../shared/bundle/load';
 import { toEncoderInput } from '../shared/image/normalize';
 import type { RgbImage } from '../shared/image/types';
 import { blockWidths, compactVgg16Cost, VGG16_BLOCKS, type CompactVgg16Config } from '../shared/models/vgg16';
+import { median } from './stats';
 
 export interface KernelRate {
   name: string;
@@ -86,7 +87,6 @@ function convLayers(cfg: CompactVgg16Config): ConvLayer[] {
 }
 
 const convFlops = (l: ConvLayer) => 2 * l.side * l.side * 9 * l.inCh * l.outCh;
-const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 
 interface Case {
   name: string;

@@ -15,6 +15,7 @@ import { rng, shuffle } from '../offline/random';
 import { hostileInputs, moreHostileInputs, type HostileCase } from '../test/helpers/hostile-inputs';
 import { startWranglerDev, type DevServer } from '../test/helpers/wrangler-dev';
 import { photoJpeg, photoPng } from './images';
+import { quantile } from './stats';
 
 const opts = new Command()
   .description('Soak test of POST /v1/captions against one wrangler dev worker')
@@ -178,7 +179,7 @@ async function pool(indices: number[], concurrency: number, work: (i: number) =>
 // ---------------------------------------------------------------------------------------------
 // The run
 
-const quantile = (xs: number[], q: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] : null);
+const quantileOrNull = (xs: number[], q: number) => (xs.length ? quantile(xs, q) : null);
 const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
 
 const mid = Math.floor(REQUESTS / 2);
@@ -221,7 +222,7 @@ const counts = Object.fromEntries(outcomes.map((o) => [o, results.filter((r) => 
 const latency = Object.fromEntries(
   (['2xx', '4xx', '5xx'] as const).map((o) => {
     const ms = results.filter((r) => r.outcome === o).map((r) => r.ms);
-    return [o, { count: ms.length, medianMs: round1(quantile(ms, 0.5)), p95Ms: round1(quantile(ms, 0.95)) }];
+    return [o, { count: ms.length, medianMs: round1(quantileOrNull(ms, 0.5)), p95Ms: round1(quantileOrNull(ms, 0.95)) }];
   }),
 );
 const good = results.filter((r) => r.kind === 'good');
