@@ -22,8 +22,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { selectBackend } from '../offline/backend';
 import { augmentedView, CACHED_VIEW_AUGMENT, viewInput } from '../offline/distill/augment';
-import { distillLoss } from '../offline/distill/loss';
-import { GradientPool, parallelStep } from '../offline/distill/parallel-grads';
+import { distillStep, GradientPool } from '../offline/distill/parallel-grads';
 import { STUDENT_NORMALIZATION } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
@@ -120,15 +119,7 @@ for (const bn of args.bn.split(',').map((s) => s.trim() === 'true')) {
     const step = async (): Promise<number> => {
       const x = prefetched ?? makeBatch();
       prefetched = undefined;
-      const loss = pool
-        ? await parallelStep(pool, optimizer, { model, vars, x, target: () => tf.tensor2d(t, [B, F]), cosineWeight: 1, whileWaiting: () => (prefetched = makeBatch()) })
-        : tf.tidy(() => {
-            const target = tf.tensor2d(t, [B, F]);
-            const input = tf.tensor4d(x, [B, S, S, 3]);
-            const { value, grads } = tf.variableGrads(() => distillLoss(model.apply(input, { training: true }) as tf.Tensor2D, target, 1), vars);
-            optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-            return value;
-          });
+      const loss = await distillStep(pool, optimizer, { model, vars, x, target: () => tf.tensor2d(t, [B, F]), cosineWeight: 1, whileWaiting: () => (prefetched = makeBatch()) });
       const v = loss.dataSync()[0];
       loss.dispose();
       return v;

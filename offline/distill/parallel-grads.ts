@@ -244,8 +244,25 @@ export async function parallelGradients(pool: GradientPool, b: ParallelBatch): P
   }
 }
 
-/** One optimizer step on `parallelGradients`; `target` makes the batch's targets. Returns the batch loss. */
-export async function parallelStep(pool: GradientPool, optimizer: tf.Optimizer, b: Omit<ParallelBatch, 'target'> & { target: () => tf.Tensor2D }): Promise<tf.Scalar> {
+/**
+ * One optimizer step of distillation on the batch; returns the batch loss. With a pool, the
+ * gradients come from `parallelGradients`; without one, from this thread alone (and `whileWaiting`
+ * is not called). `target` makes the batch's standardised targets.
+ */
+export async function distillStep(
+  pool: GradientPool | undefined,
+  optimizer: tf.Optimizer,
+  b: Omit<ParallelBatch, 'target'> & { target: () => tf.Tensor2D },
+): Promise<tf.Scalar> {
+  if (!pool) {
+    return tf.tidy(() => {
+      const target = b.target();
+      const x = tf.tensor(b.x, [target.shape[0], ...(b.model.inputs[0].shape.slice(1) as number[])]);
+      const { value, grads } = tf.variableGrads(() => distillLoss(b.model.apply(x, { training: true }) as tf.Tensor2D, target, b.cosineWeight), b.vars);
+      optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+      return value;
+    });
+  }
   const target = tf.tidy(b.target);
   try {
     const { value, grads } = await parallelGradients(pool, { ...b, target });

@@ -14,8 +14,8 @@ import { rng, shuffle } from '../random';
 import { lineChartSvg } from '../report/plot';
 import { createProgress } from '../report/progress';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, viewInput } from './augment';
-import { cosineSimilarity, distillLoss } from './loss';
-import { GradientPool, parallelStep } from './parallel-grads';
+import { cosineSimilarity } from './loss';
+import { distillStep, GradientPool } from './parallel-grads';
 
 export interface Teacher {
   model: tf.LayersModel;
@@ -167,22 +167,14 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
           : (tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D);
         return tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
       };
-      const loss = workers.pool
-        ? await parallelStep(workers.pool, optimizer, {
-            model: student,
-            vars,
-            x: sIn,
-            target: standardizedTarget,
-            cosineWeight: cfg.cosineWeight,
-            whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = batchAt(step + 1)) : undefined,
-          })
-        : tf.tidy(() => {
-            const target = standardizedTarget();
-            const x = tf.tensor4d(sIn, [cfg.batchSize, S, S, 3]);
-            const { value, grads } = tf.variableGrads(() => distillLoss(student.apply(x, { training: true }) as tf.Tensor2D, target, cfg.cosineWeight), vars);
-            optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-            return value;
-          });
+      const loss = await distillStep(workers.pool, optimizer, {
+        model: student,
+        vars,
+        x: sIn,
+        target: standardizedTarget,
+        cosineWeight: cfg.cosineWeight,
+        whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = batchAt(step + 1)) : undefined,
+      });
       state.lossSum += loss.dataSync()[0];
       loss.dispose();
       state.step = step + 1;
