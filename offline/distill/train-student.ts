@@ -212,8 +212,8 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
     // cosine and the decoder's CIDEr-D can disagree (epoch 4 of the shipped run: cosine 0.755 →
     // 0.735, CIDEr-D 0.133 → 0.154).
     const ciderD = rec.dev?.ciderD;
-    const best = state.history.filter((h) => h.epoch < epoch);
-    const better = ciderD !== undefined ? best.every((h) => (h.dev?.ciderD ?? -1) < ciderD) : devCosine > state.bestDevCosine;
+    const earlier = state.history.filter((h) => h.epoch < epoch);
+    const better = ciderD !== undefined ? earlier.every((h) => (h.dev?.ciderD ?? -1) < ciderD) : devCosine > state.bestDevCosine;
     if (better) {
       state.bestDevCosine = devCosine;
       state.bestEpoch = epoch;
