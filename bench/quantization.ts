@@ -11,42 +11,21 @@ import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { loadBundle } from '../shared/bundle/load';
 import { quantizeWeights, UINT8_MIN_ELEMENTS } from '../shared/bundle/quantize';
 import { decoderWeights } from '../shared/models/decoder-ops';
 import { selectBackend } from '../offline/backend';
-import { readDataset } from '../offline/data/captions';
 import { captionFeatureSet } from '../offline/evaluate/caption-features';
-import { loadFeatureEncoder } from '../offline/features/encoder';
-import { precomputeFeatures } from '../offline/features/precompute';
-import { fileSource } from '../offline/fs-source';
 import { scoreCaptions } from '../offline/metrics';
-import { defaultPaths } from '../offline/paths';
-import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
-import { normalizeCaption } from '../shared/text/tokenizer';
+import { devFeatureOptions, loadDevFeatures, type DevFeatureArgs } from './dev-features';
 
-const paths = defaultPaths();
-const args = new Command()
-  .requiredOption('--bundle <dir>', 'float32 bundle whose decoder is scored')
-  .option('--encoder <model.json>', 'the encoder the decoder was trained on (features come from the cache)', paths.teacherModel)
-  .option('--layer <name>', 'encoder layer', 'global_average_pooling2d_1')
-  .option('--cache <dir>', 'feature cache', paths.cacheDir)
-  .option('--data <dir>', 'Flickr8k folder', paths.dataDir)
-  .option('--images <n>', 'dev images (0 = all)', (v) => Number(v), 0)
+const args = devFeatureOptions(new Command())
   .option('--beams <list>', 'beam widths', '1,3')
   .option('--out <file>', 'JSON report', 'runs/quantization.json')
   .parse()
   .opts();
 
 await selectBackend();
-const bundle = await loadBundle(fileSource(args.bundle));
-const dataset = readDataset(args.data);
-const names = dataset.splits.dev.slice(0, args.images || undefined);
-const encoder = await loadFeatureEncoder({ modelPath: args.encoder, layer: args.layer || undefined, normalization: UNIT_RANGE_NORMALIZATION });
-const feats = await precomputeFeatures({ dataset, names, encoder, cacheDir: args.cache });
-const set = { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize };
-// References normalised as training and offline:evaluate score them (lower case, punctuation split).
-const refs = new Map(feats.names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
+const { bundle, encoderId, set, refs } = await loadDevFeatures(args as DevFeatureArgs);
 const beams = String(args.beams).split(',').map(Number);
 const decoder = bundle.decoder;
 const original = decoder.getWeights().map((w) => w.clone());
@@ -100,7 +79,7 @@ for (const v of variants) {
   rows.push(row);
   console.error(JSON.stringify(row));
 }
-console.log(`decoder of ${args.bundle} on ${feats.names.length} dev images (cached ${encoder.id} features)`);
+console.log(`decoder of ${args.bundle} on ${set.names.length} dev images (cached ${encoderId} features)`);
 console.table(rows);
 mkdirSync(dirname(args.out), { recursive: true });
-writeFileSync(args.out, JSON.stringify({ bundle: args.bundle, images: feats.names.length, rows }, null, 2));
+writeFileSync(args.out, JSON.stringify({ bundle: args.bundle, images: set.names.length, rows }, null, 2));

@@ -96,6 +96,19 @@ describe('decoder', () => {
     expect(hyps[0].score).toBeGreaterThanOrEqual(g.score - 1e-6);
   });
 
+  it('length penalty: score = logProb / length^alpha, and hypotheses are ranked by it', () => {
+    const f = features.slice([1, 0], [1, 10]) as tf.Tensor2D;
+    for (const alpha of [0, 0.5, 1]) {
+      const hyps = beamSearch(w, f, { ...search, beam: 4, alternatives: 4, lengthPenalty: alpha });
+      for (const h of hyps) expect(h.score).toBeCloseTo(h.logProb / (h.tokens.length + (h.finished ? 1 : 0)) ** alpha, 5);
+      for (let i = 1; i < hyps.length; i++) expect(hyps[i - 1].score).toBeGreaterThanOrEqual(hyps[i].score);
+    }
+    // Without the penalty (alpha 0) the best caption is never longer than with full normalisation.
+    const [sum] = beamSearch(w, f, { ...search, beam: 4, alternatives: 1, lengthPenalty: 0 });
+    const [mean] = beamSearch(w, f, { ...search, beam: 4, alternatives: 1, lengthPenalty: 1 });
+    expect(sum.tokens.length).toBeLessThanOrEqual(mean.tokens.length);
+  });
+
   it('search leaks no tensors', () => {
     const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
     beamSearch(w, f, { ...search, beam: 3, alternatives: 3 });

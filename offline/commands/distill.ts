@@ -12,8 +12,7 @@ import type { DistillConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { distillStudent, studentConfig } from '../distill/train-student';
 import { captionFeatureSet } from '../evaluate/caption-features';
-import { loadFeatureEncoder, type FeatureEncoder } from '../features/encoder';
-import { mirrored } from '../distill/augment';
+import { loadFeatureEncoder, mirroredEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
 import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
@@ -67,8 +66,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
   if (o.config.targets === 'cached-views') {
     // The teacher's answer for each photo and its mirror image, computed once into the feature cache.
     const plain = await precomputeFeatures({ dataset, names: trainNames, encoder: teacher, cacheDir: o.cacheDir });
-    const mirror: FeatureEncoder = { ...teacher, id: `${teacher.id}-mirror`, encodeBatch: (imgs) => teacher.encodeBatch(imgs.map(mirrored)) };
-    const flipped = await precomputeFeatures({ dataset, names: plain.names, encoder: mirror, cacheDir: o.cacheDir });
+    const flipped = await precomputeFeatures({ dataset, names: plain.names, encoder: mirroredEncoder(teacher), cacheDir: o.cacheDir });
     if (flipped.names.length !== plain.names.length) throw new Error('mirrored teacher features are missing for some photos');
     usedNames = plain.names;
     cachedTargets = [plain.matrix, flipped.matrix];

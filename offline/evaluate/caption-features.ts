@@ -18,7 +18,7 @@ export function captionFeatureSet(
   w: DecoderWeights,
   vocab: Vocabulary,
   set: FeatureSet,
-  opts: { beam: number; maxLength: number; onProgress?: (done: number) => void },
+  opts: { beam: number; maxLength: number; lengthPenalty?: number; onProgress?: (done: number) => void },
 ): Map<string, string> {
   const F = set.featureSize;
   const search = { maxLength: opts.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] };
@@ -28,7 +28,7 @@ export function captionFeatureSet(
     const n = Math.min(chunk, set.names.length - i);
     const f = tf.tensor2d(set.matrix.subarray(i * F, (i + n) * F), [n, F]);
     try {
-      const hyps = opts.beam === 1 ? greedyBatch(w, f, search) : beamSearch(w, f, { ...search, beam: opts.beam, alternatives: 1 });
+      const hyps = opts.beam === 1 ? greedyBatch(w, f, search) : beamSearch(w, f, { ...search, beam: opts.beam, alternatives: 1, lengthPenalty: opts.lengthPenalty });
       hyps.forEach((h, k) => out.set(set.names[i + k], vocab.decode(h.tokens)));
     } finally {
       f.dispose();

@@ -6,6 +6,7 @@ import { loadLayersModel } from '../../shared/bundle/model-io';
 import type { BundleSource } from '../../shared/bundle/source';
 import { toEncoderInput } from '../../shared/image/normalize';
 import type { RgbImage } from '../../shared/image/types';
+import { mirrored } from '../distill/augment';
 import { fileSource } from '../fs-source';
 
 export interface FeatureEncoderOptions {
@@ -31,6 +32,14 @@ export interface FeatureEncoder {
   /** Features of a batch, images.length × featureSize, row-major. */
   encodeBatch(images: RgbImage[]): Float32Array;
   dispose(): void;
+}
+
+/**
+ * The same encoder run on each photo's mirror image, cached under its own id: the second view
+ * that distillation targets and decoder training use.
+ */
+export function mirroredEncoder(encoder: FeatureEncoder): FeatureEncoder {
+  return { ...encoder, id: `${encoder.id}-mirror`, encodeBatch: (imgs) => encoder.encodeBatch(imgs.map(mirrored)) };
 }
 
 export async function loadFeatureEncoder(opts: FeatureEncoderOptions): Promise<FeatureEncoder> {

@@ -21,6 +21,11 @@ export interface SearchOptions {
   endId: number;
   /** Tokens never generated (pad, start, unknown). */
   bannedIds: readonly number[];
+  /**
+   * Beam scores are logProb / length^lengthPenalty: 1 (default) is the per-token mean, 0 the
+   * plain sum (which favours short captions).
+   */
+  lengthPenalty?: number;
 }
 
 function dispose(s: LstmState): void {
@@ -54,6 +59,7 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
  */
 export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: SearchOptions): Hypothesis[] {
   const k = opts.beam;
+  const alpha = opts.lengthPenalty ?? 1;
   let state = tf.tidy(() => {
     const s = initialState(w, features);
     return { h: s.h, c: s.c, img: s.img };
@@ -75,10 +81,10 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
         const c = cands[rank];
         const tokens = beams[c.row].tokens;
         if (c.word === opts.endId) {
-          if (rank < k) finished.push(hyp(tokens, c.logProb, true));
+          if (rank < k) finished.push(hyp(tokens, c.logProb, true, alpha));
         } else if (lastStep) {
           // Out of length: keep it as an unfinished hypothesis.
-          finished.push(hyp([...tokens, c.word], c.logProb, false));
+          finished.push(hyp([...tokens, c.word], c.logProb, false, alpha));
           if (finished.length >= k) break;
         } else {
           alive.push({ tokens: [...tokens, c.word], logProb: c.logProb, row: c.row });
@@ -100,9 +106,9 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   return dedupe(finished).slice(0, Math.max(1, Math.min(opts.alternatives, k)));
 }
 
-function hyp(tokens: number[], logProb: number, finishedWithEnd: boolean): Hypothesis {
+function hyp(tokens: number[], logProb: number, finishedWithEnd: boolean, lengthPenalty: number): Hypothesis {
   const scored = tokens.length + (finishedWithEnd ? 1 : 0);
-  return { tokens, logProb, score: logProb / Math.max(1, scored), finished: finishedWithEnd };
+  return { tokens, logProb, score: logProb / Math.max(1, scored) ** lengthPenalty, finished: finishedWithEnd };
 }
 
 /** Hypotheses can repeat only through different paths to the same words; keep the best of each. */
@@ -169,5 +175,5 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   } finally {
     dispose(state);
   }
-  return tokens.map((tk, r) => hyp(tk, logProb[r], done[r] === 1));
+  return tokens.map((tk, r) => hyp(tk, logProb[r], done[r] === 1, 1));
 }
