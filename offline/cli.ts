@@ -54,7 +54,6 @@ encoderOptions(program.command('train').description('train the caption decoder (
   .option('--max-length <n>', 'longest token sequence incl. <start>/<end>', int, d.maxLength)
   .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, d.devEvalImages)
   .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
-  .option('--mirror-views', "also train on the features of each photo's mirror image (cached once)", d.mirrorViews)
   .option('--seed <n>', 'random seed', int, d.seed)
   .option('--init-from <run>', 'start from a finished decoder run (its vocabulary and best weights)')
   .option('--quantizations <list>', 'bundles to export and score, comma-separated', 'none,uint8')
@@ -74,7 +73,6 @@ encoderOptions(program.command('train').description('train the caption decoder (
       minWordCount: f.minWordCount,
       maxLength: f.maxLength,
       devEvalImages: f.devEvalImages,
-      mirrorViews: f.mirrorViews,
       seed: f.seed,
     };
     await trainCommand({

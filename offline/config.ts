@@ -18,8 +18,6 @@ export interface DecoderTrainConfig {
   patience: number;
   /** Dev images scored per epoch for early stopping (0 = all). */
   devEvalImages: number;
-  /** Train on each photo's and its mirror image's features, one drawn per caption and epoch. */
-  mirrorViews: boolean;
   seed: number;
 }
 
@@ -36,7 +34,6 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
   clipNorm: 5,
   patience: 3,
   devEvalImages: 0,
-  mirrorViews: false,
   seed: 42,
 };
 

@@ -9,7 +9,7 @@ import { readDataset } from '../data/captions';
 import { readGlove } from '../data/glove';
 import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
-import { loadFeatureEncoder, mirroredEncoder, type FeatureEncoder } from '../features/encoder';
+import { loadFeatureEncoder, type FeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { createRunDir } from '../run-folder';
@@ -81,27 +81,15 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     log(`GloVe: ${g.covered}/${vocab.size} words covered (${(100 * g.coverage).toFixed(1)}%); the rest are learned`);
   }
 
-  const trainNames = train.filter((n) => have.has(n));
-  const rows = new Map(feats.names.map((n, i) => [n, [i]]));
-  let features = { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize };
-  if (cfg.mirrorViews) {
-    // Mirror-image rows go after the photos' rows; a photo whose mirror failed keeps one view.
-    const flipped = await precomputeFeatures({ dataset, names: trainNames, encoder: mirroredEncoder(encoder), cacheDir: o.cacheDir });
-    const matrix = new Float32Array(feats.matrix.length + flipped.matrix.length);
-    matrix.set(feats.matrix);
-    matrix.set(flipped.matrix, feats.matrix.length);
-    flipped.names.forEach((n, i) => rows.get(n)?.push(feats.names.length + i));
-    features = { names: [...feats.names, ...flipped.names.map((n) => `${n}#mirror`)], matrix, featureSize: encoder.featureSize };
-    log(`mirror views: ${flipped.names.length} train photos (${flipped.stats.computed} computed, ${flipped.stats.fromCache} from cache)`);
-  }
-  const examples = encodeExamples(rows, dataset.captions, trainNames, vocab, cfg.maxLength);
+  const rows = new Map(feats.names.map((n, i) => [n, i]));
+  const examples = encodeExamples(rows, dataset.captions, train.filter((n) => have.has(n)), vocab, cfg.maxLength);
   const devNames = dev.filter((n) => have.has(n)).slice(0, cfg.devEvalImages || undefined);
   log(`training on ${examples.length} captions; early stopping on ${devNames.length} dev images`);
   const result = await trainDecoder({
     config: cfg,
     runDir,
     vocab,
-    features,
+    features: { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize },
     train: examples,
     dev: { names: devNames, references: new Map(devNames.map((n) => [n, dataset.captions.get(n) ?? []])) },
     embeddingInit,

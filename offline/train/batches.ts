@@ -1,20 +1,18 @@
 import type { Vocabulary } from '../../shared/text/vocabulary';
 import { shuffle } from '../random';
 
-/** One training example: one of an image's captions as ids, and the image's feature-matrix rows. */
+/** One training example: an image's row in the feature matrix and one of its captions as ids. */
 export interface Example {
-  /** One row per view of the image (e.g. the photo and its mirror image); each epoch draws one. */
-  rows: number[];
+  row: number;
   ids: number[];
 }
 
-/** Examples for every caption of `names`; an image without rows in `rows` is skipped. */
-export function encodeExamples(rows: Map<string, number[]>, captions: Map<string, string[]>, names: string[], vocab: Vocabulary, maxLength: number): Example[] {
+export function encodeExamples(rows: Map<string, number>, captions: Map<string, string[]>, names: string[], vocab: Vocabulary, maxLength: number): Example[] {
   const out: Example[] = [];
   for (const name of names) {
-    const views = rows.get(name);
-    if (!views?.length) continue;
-    for (const c of captions.get(name) ?? []) out.push({ rows: views, ids: vocab.encode(c, maxLength) });
+    const row = rows.get(name);
+    if (row === undefined) continue;
+    for (const c of captions.get(name) ?? []) out.push({ row, ids: vocab.encode(c, maxLength) });
   }
   return out;
 }
@@ -31,8 +29,7 @@ export interface Batch {
 }
 
 /**
- * Shuffled batches, each padded only to its own longest caption, each example on one of its views
- * drawn at random. Examples are sorted by length
+ * Shuffled batches, each padded only to its own longest caption. Examples are sorted by length
  * within windows of 50 batches first, so little compute goes to padding while order stays random.
  */
 export function makeBatches(examples: Example[], batchSize: number, random: () => number): Batch[] {
@@ -52,9 +49,7 @@ export function makeBatches(examples: Example[], batchSize: number, random: () =
         targets[b * T + t] = e.ids[t + 1];
       }
     });
-    // Single-view examples draw nothing, so their batches do not depend on whether views exist elsewhere.
-    const rows = Int32Array.from(chunk, (e) => (e.rows.length === 1 ? e.rows[0] : e.rows[Math.floor(random() * e.rows.length)]));
-    batches.push({ rows, inputs, targets, size: chunk.length, steps: T });
+    batches.push({ rows: Int32Array.from(chunk, (e) => e.row), inputs, targets, size: chunk.length, steps: T });
   }
   return shuffle(batches, random);
 }
