@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileSource } from '../offline/fs-source';
 import { selectBackend } from '../offline/backend';
 import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, mirrored } from '../offline/distill/augment';
@@ -10,6 +11,7 @@ import { distillStudent, meanCosine, studentFeatures } from '../offline/distill/
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
+import { loadLayersModel } from '../shared/bundle/model-io';
 import type { RgbImage } from '../shared/image/types';
 import { foldBatchNorm } from '../shared/models/fold-batch-norm';
 import { buildCompactVgg16 } from '../shared/models/vgg16';
@@ -125,5 +127,10 @@ describe('distillation', () => {
     const saved = studentFeatures(student, dev, 32);
     const best = state.history[state.bestEpoch - 1].devCosine;
     expect(meanCosine(saved, targets[0].slice(0, saved.length), 8)).toBeCloseTo(best, 3);
+    // last/ is the final epoch's student, whichever epoch was kept as the best.
+    const last = await loadLayersModel(fileSource(join(root, 'cached', 'last')), 'model.json');
+    const lastCosine = meanCosine(studentFeatures(last, dev, 32), targets[0].slice(0, saved.length), 8);
+    expect(lastCosine).toBeCloseTo(state.history[state.history.length - 1].devCosine, 3);
+    expect(lastCosine).not.toBeCloseTo(best, 3);
   });
 });

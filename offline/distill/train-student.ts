@@ -214,15 +214,17 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
     const ciderD = rec.dev?.ciderD;
     const earlier = state.history.filter((h) => h.epoch < epoch);
     const better = ciderD !== undefined ? earlier.every((h) => (h.dev?.ciderD ?? -1) < ciderD) : devCosine > state.bestDevCosine;
+    const serving = servingStudent(student, arch, stats);
+    const artifacts = await serializeLayersModel(serving, '', 'none');
+    serving.dispose();
     if (better) {
       state.bestDevCosine = devCosine;
       state.bestEpoch = epoch;
-      const folded = arch.batchNorm ? foldBatchNorm(student, arch) : buildCompactVgg16({ ...arch, batchNorm: false });
-      if (!arch.batchNorm) folded.setWeights(student.getWeights());
-      foldStandardization(folded, stats);
-      writeDirAtomic(join(runDir, 'student'), await serializeLayersModel(folded, '', 'none'));
-      folded.dispose();
+      writeDirAtomic(join(runDir, 'student'), artifacts);
     }
+    // The newest epoch too: the selection score is measured on a sample of dev and can pick an
+    // earlier epoch by noise; a user can compare the two.
+    writeDirAtomic(join(runDir, 'last'), artifacts);
     Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
     await saveCheckpoint(ckpt, student, optimizer, state);
     writeJsonAtomic(statePath, state);
@@ -250,6 +252,17 @@ export function featureStats(matrix: Float32Array, F: number): { mean: tf.Tensor
 function destandardize(f: Float32Array, stats: { mean: tf.Tensor1D; std: tf.Tensor1D }): Float32Array {
   const F = stats.mean.shape[0];
   return tf.tidy(() => tf.add(tf.mul(tf.tensor2d(f, [f.length / F, F]), stats.std), stats.mean).dataSync() as Float32Array);
+}
+
+/**
+ * The student as it serves: batch norm folded into the convolutions and the target
+ * standardisation into the projection, so it outputs teacher-scale features.
+ */
+export function servingStudent(student: tf.LayersModel, arch: CompactVgg16Config, stats: { mean: tf.Tensor1D; std: tf.Tensor1D }): tf.LayersModel {
+  const folded = arch.batchNorm ? foldBatchNorm(student, arch) : buildCompactVgg16({ ...arch, batchNorm: false });
+  if (!arch.batchNorm) folded.setWeights(student.getWeights());
+  foldStandardization(folded, stats);
+  return folded;
 }
 
 /** projection(x)·σ + μ as one layer: W' = W·diag(σ), b' = b·σ + μ. */
