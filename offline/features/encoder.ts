@@ -35,8 +35,8 @@ export interface FeatureEncoder {
 }
 
 /**
- * The same encoder run on each photo's mirror image, cached under its own id: the second view
- * that distillation targets and decoder training use.
+ * The same encoder run on each photo's mirror image, cached under its own id: distillation's
+ * second target view, and the mirror-averaging variant of bench:search.
  */
 export function mirroredEncoder(encoder: FeatureEncoder): FeatureEncoder {
   return { ...encoder, id: `${encoder.id}-mirror`, encodeBatch: (imgs) => encoder.encodeBatch(imgs.map(mirrored)) };

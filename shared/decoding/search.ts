@@ -6,7 +6,7 @@ export interface Hypothesis {
   tokens: number[];
   /** Sum of the tokens' log-probabilities, `<end>` included when the caption finished. */
   logProb: number;
-  /** Length-normalised score: logProb / (number of scored tokens). What hypotheses are ranked by. */
+  /** Length-normalised score: logProb / (number of scored tokens)^lengthPenalty. What hypotheses are ranked by. */
   score: number;
   finished: boolean;
 }
