@@ -4,7 +4,10 @@
  * references normalised as training and offline:evaluate score them.
  */
 import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { loadBundle, type LoadedBundle } from '../shared/bundle/load';
+import { selectBackend } from '../offline/backend';
 import { readDataset } from '../offline/data/captions';
 import type { FeatureSet } from '../offline/evaluate/caption-features';
 import { loadFeatureEncoder, mirroredEncoder } from '../offline/features/encoder';
@@ -33,8 +36,8 @@ export interface DevFeatureArgs {
   mirrored?: boolean;
 }
 
-/** The command-line options of `DevFeatureArgs`. */
-export function devFeatureOptions(cmd: Command): Command {
+/** The command-line options of `DevFeatureArgs`, and `--out` for the JSON report. */
+export function devFeatureOptions(cmd: Command, defaultOut: string): Command {
   const paths = defaultPaths();
   return cmd
     .requiredOption('--bundle <dir>', 'float32 bundle whose decoder is scored')
@@ -42,10 +45,13 @@ export function devFeatureOptions(cmd: Command): Command {
     .option('--layer <name>', "encoder layer ('' = the model's output)", 'global_average_pooling2d_1')
     .option('--cache <dir>', 'feature cache', paths.cacheDir)
     .option('--data <dir>', 'Flickr8k folder', paths.dataDir)
-    .option('--images <n>', 'dev images (0 = all)', (v) => Number(v), 0);
+    .option('--images <n>', 'dev images (0 = all)', (v) => Number(v), 0)
+    .option('--out <file>', 'JSON report', defaultOut);
 }
 
+/** Selects the tfjs backend, then loads the bundle and the dev features it is scored on. */
 export async function loadDevFeatures(o: DevFeatureArgs): Promise<DevFeatures> {
+  await selectBackend();
   const bundle = await loadBundle(fileSource(o.bundle));
   const dataset = readDataset(o.data);
   const names = dataset.splits.dev.slice(0, o.images || undefined);
@@ -60,4 +66,10 @@ export async function loadDevFeatures(o: DevFeatureArgs): Promise<DevFeatures> {
   }
   const refs = new Map(feats.names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
   return { bundle, encoderId: encoder.id, set, mirrored, refs };
+}
+
+/** Writes a benchmark's rows with the bundle and image count they were measured on. */
+export function writeDevReport(out: string, dev: DevFeatures, bundle: string, rows: Record<string, unknown>[]): void {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ bundle, images: dev.set.names.length, rows }, null, 2));
 }

@@ -9,23 +9,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { quantizeWeights, UINT8_MIN_ELEMENTS } from '../shared/bundle/quantize';
 import { decoderWeights } from '../shared/models/decoder-ops';
-import { selectBackend } from '../offline/backend';
 import { captionFeatureSet } from '../offline/evaluate/caption-features';
 import { scoreCaptions } from '../offline/metrics';
-import { devFeatureOptions, loadDevFeatures, type DevFeatureArgs } from './dev-features';
+import { devFeatureOptions, loadDevFeatures, writeDevReport, type DevFeatureArgs } from './dev-features';
 
-const args = devFeatureOptions(new Command())
-  .option('--beams <list>', 'beam widths', '1,3')
-  .option('--out <file>', 'JSON report', 'runs/quantization.json')
-  .parse()
-  .opts();
-
-await selectBackend();
-const { bundle, encoderId, set, refs } = await loadDevFeatures(args as DevFeatureArgs);
+const args = devFeatureOptions(new Command(), 'runs/quantization.json').option('--beams <list>', 'beam widths', '1,3').parse().opts();
+const dev = await loadDevFeatures(args as DevFeatureArgs);
+const { bundle, encoderId, set, refs } = dev;
 const beams = String(args.beams).split(',').map(Number);
 const decoder = bundle.decoder;
 const original = decoder.getWeights().map((w) => w.clone());
@@ -81,5 +73,4 @@ for (const v of variants) {
 }
 console.log(`decoder of ${args.bundle} on ${set.names.length} dev images (cached ${encoderId} features)`);
 console.table(rows);
-mkdirSync(dirname(args.out), { recursive: true });
-writeFileSync(args.out, JSON.stringify({ bundle: args.bundle, images: set.names.length, rows }, null, 2));
+writeDevReport(args.out, dev, args.bundle, rows);

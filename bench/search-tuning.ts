@@ -8,21 +8,12 @@
  *     --encoder runs/distill-w025-s112-bn/student/model.json --layer ''
  */
 import { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { decoderWeights } from '../shared/models/decoder-ops';
-import { selectBackend } from '../offline/backend';
 import { captionFeatureSet, type FeatureSet } from '../offline/evaluate/caption-features';
 import { scoreCaptions } from '../offline/metrics';
-import { devFeatureOptions, loadDevFeatures, type DevFeatureArgs } from './dev-features';
+import { devFeatureOptions, loadDevFeatures, writeDevReport, type DevFeatureArgs } from './dev-features';
 
-const args = devFeatureOptions(new Command())
-  .option('--penalties <list>', 'beam-3 length penalties to try', '0,0.5,0.75,1,1.25')
-  .option('--out <file>', 'JSON report', 'runs/search-tuning.json')
-  .parse()
-  .opts();
-
-await selectBackend();
+const args = devFeatureOptions(new Command(), 'runs/search-tuning.json').option('--penalties <list>', 'beam-3 length penalties to try', '0,0.5,0.75,1,1.25').parse().opts();
 const dev = await loadDevFeatures({ ...(args as DevFeatureArgs), mirrored: true });
 const mirrorAverage: FeatureSet = { ...dev.set, matrix: dev.set.matrix.map((v, i) => (v + dev.mirrored!.matrix[i]) / 2) };
 const w = decoderWeights(dev.bundle.decoder);
@@ -42,5 +33,4 @@ for (const [features, set] of [['photo', dev.set], ['photo + mirror averaged', m
 }
 console.log(`decoder of ${args.bundle} on ${dev.set.names.length} dev images (cached ${dev.encoderId} features)`);
 console.table(rows);
-mkdirSync(dirname(args.out), { recursive: true });
-writeFileSync(args.out, JSON.stringify({ bundle: args.bundle, images: dev.set.names.length, rows }, null, 2));
+writeDevReport(args.out, dev, args.bundle, rows);

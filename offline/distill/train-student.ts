@@ -133,14 +133,14 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
   };
   const S = cfg.inputSize;
   const T = teacher.inputSize;
+  const F = teacher.featureSize;
+  const cached = input.cachedTargets;
   let stepsThisProcess = 0;
 
   for (let epoch = state.epoch + 1; epoch <= cfg.epochs && !state.done; epoch++) {
     const order = shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch));
     const bar = createProgress(stepsPerEpoch - state.step, `distill epoch ${epoch}/${cfg.epochs}`, { unit: 'step' });
     let t0 = Date.now();
-    const cached = input.cachedTargets;
-    const F = teacher.featureSize;
     const batchAt = (step: number) => {
       const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
       const sIn = new Float32Array(cfg.batchSize * S * S * 3);
