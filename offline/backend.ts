@@ -8,12 +8,16 @@ const NATIVE_PACKAGES = { 'node-gpu': '@tensorflow/tfjs-node-gpu', node: '@tenso
 // Both native packages register the backend name 'tensorflow', so a process loads at most one.
 let nativeLoaded: keyof typeof NATIVE_PACKAGES | undefined;
 
-async function tryNative(which: keyof typeof NATIVE_PACKAGES): Promise<string | undefined> {
+/** How a native package is loaded; tests replace it to simulate machines with and without one. */
+export type ModuleImporter = (spec: string) => Promise<unknown>;
+const importModule: ModuleImporter = (spec) => import(spec);
+
+async function tryNative(which: keyof typeof NATIVE_PACKAGES, load: ModuleImporter): Promise<string | undefined> {
   if (nativeLoaded && nativeLoaded !== which) return `${NATIVE_PACKAGES[nativeLoaded]} is already loaded in this process`;
   if (!nativeLoaded) {
     const spec: string = NATIVE_PACKAGES[which]; // a variable, so bundlers and tsc leave the optional import alone
     try {
-      await import(spec);
+      await load(spec);
     } catch (e) {
       return `${spec} is not available (${firstLine(e)})`;
     }
@@ -37,19 +41,19 @@ async function tryCpu(): Promise<string | undefined> {
   return (await tf.setBackend('cpu')) ? undefined : "the 'cpu' backend failed to initialise";
 }
 
-const ATTEMPTS: Record<BackendChoice, () => Promise<string | undefined>> = {
-  'node-gpu': () => tryNative('node-gpu'),
-  node: () => tryNative('node'),
+const attempts = (load: ModuleImporter): Record<BackendChoice, () => Promise<string | undefined>> => ({
+  'node-gpu': () => tryNative('node-gpu', load),
+  node: () => tryNative('node', load),
   wasm: tryWasm,
   cpu: tryCpu,
-};
+});
 
 /**
  * Picks the fastest tfjs backend available: tfjs-node-gpu, tfjs-node, wasm, cpu (the native
  * packages are optional). `preferred` ('node-gpu' | 'node' | 'wasm' | 'cpu'; empty or 'auto' =
  * fastest) forces one and throws if it cannot be used. Returns `tf.getBackend()`.
  */
-export async function selectBackend(preferred: string | undefined = process.env.TFJS_BACKEND): Promise<string> {
+export async function selectBackend(preferred: string | undefined = process.env.TFJS_BACKEND, load: ModuleImporter = importModule): Promise<string> {
   const wanted = preferred?.trim().toLowerCase();
   let order: readonly BackendChoice[];
   if (!wanted || wanted === 'auto') order = BACKEND_CHOICES;
@@ -58,7 +62,7 @@ export async function selectBackend(preferred: string | undefined = process.env.
 
   const skipped: string[] = [];
   for (const choice of order) {
-    const problem = await ATTEMPTS[choice]();
+    const problem = await attempts(load)[choice]();
     if (problem === undefined) {
       await tf.ready();
       console.error(`tfjs backend: ${describe(choice)}${skipped.length ? ` [skipped: ${skipped.join('; ')}]` : ''}`);

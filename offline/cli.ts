@@ -1,7 +1,8 @@
 #!/usr/bin/env -S npx tsx
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
-import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, type DecoderTrainConfig, type DistillConfig } from './config';
+import { QUANTIZATIONS, type Quantization } from '../shared/bundle/manifest';
+import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, DEFAULT_SCST_CONFIG, type DecoderTrainConfig, type DistillConfig, type ScstConfig } from './config';
 import { defaultPaths } from './paths';
 
 const paths = defaultPaths();
@@ -15,6 +16,12 @@ const num = (v: string) => {
   if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
   return n;
 };
+/** A comma-separated list of bundle quantizations, each checked against the one list the bundle format knows. */
+const quantizationList = (v: string): Quantization[] =>
+  v.split(',').map((q) => {
+    if (!(QUANTIZATIONS as readonly string[]).includes(q)) throw new InvalidArgumentError(`'${q}' is not a quantization; use ${QUANTIZATIONS.join(', ')}`);
+    return q as Quantization;
+  });
 const normalizations = { unit: UNIT_RANGE_NORMALIZATION, caffe: CAFFE_NORMALIZATION };
 type EncoderFlags = { encoder: string; layer?: string; normalization: keyof typeof normalizations };
 
@@ -56,7 +63,7 @@ encoderOptions(program.command('train').description('train the caption decoder (
   .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
   .option('--seed <n>', 'random seed', int, d.seed)
   .option('--init-from <run>', 'start from a finished decoder run (its vocabulary and best weights)')
-  .option('--quantizations <list>', 'bundles to export and score, comma-separated', 'none,uint8')
+  .option('--quantizations <list>', `bundles to export and score, comma-separated (${QUANTIZATIONS.join(', ')})`, quantizationList, ['none', 'uint8'])
   .option('--no-export', 'skip export and bundle evaluation')
   .action(async (f) => {
     const { trainCommand } = await import('./commands/train');
@@ -86,9 +93,62 @@ encoderOptions(program.command('train').description('train the caption decoder (
       runDir: f.run,
       config,
       export: f.export,
-      quantizations: String(f.quantizations).split(',') as ('uint8' | 'float16' | 'none')[],
+      quantizations: f.quantizations,
       evalImages: f.evalImages,
       initFrom: f.initFrom,
+    });
+  });
+
+const sc = DEFAULT_SCST_CONFIG;
+program
+  .command('scst')
+  .description("self-critical training of a bundle's decoder on CIDEr-D (after cross-entropy), then evaluate and export")
+  .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model or runs/<decoder run>/bundle-none')
+  .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
+  .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
+  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(Object.keys(normalizations)))
+  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
+  .option('--run <dir>', 'run folder (an existing one resumes)')
+  .option('--epochs <n>', 'epochs', int, sc.epochs)
+  .option('--batch-images <n>', 'photos per step', int, sc.batchImages)
+  .option('--samples <n>', 'captions sampled per photo (≥ 2)', int, sc.samples)
+  .option('--lr <x>', 'Adam learning rate', num, sc.learningRate)
+  .option('--lr-decay <x>', 'learning rate factor per epoch', num, sc.lrDecay)
+  .option('--patience <n>', 'early-stopping patience in epochs', int, sc.patience)
+  .option('--checkpoint-every <n>', 'steps between mid-epoch checkpoints', int, sc.checkpointEvery)
+  .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, sc.devEvalImages)
+  .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
+  .option('--seed <n>', 'random seed', int, sc.seed)
+  .option('--quantizations <list>', `bundles to export and score, comma-separated (${QUANTIZATIONS.join(', ')})`, quantizationList, ['none', 'uint8'])
+  .option('--no-export', 'skip export and bundle evaluation')
+  .action(async (f) => {
+    if (f.samples < 2) throw new InvalidArgumentError('--samples must be at least 2 (the baseline is the mean of the other samples)');
+    const { scstCommand } = await import('./commands/scst');
+    const config: ScstConfig = {
+      ...sc,
+      epochs: f.epochs,
+      batchImages: f.batchImages,
+      samples: f.samples,
+      learningRate: f.lr,
+      lrDecay: f.lrDecay,
+      patience: f.patience,
+      checkpointEvery: f.checkpointEvery,
+      devEvalImages: f.devEvalImages,
+      seed: f.seed,
+    };
+    await scstCommand({
+      dataPath: program.opts().data,
+      from: f.from,
+      encoderModel: f.encoder,
+      encoderLayer: f.layer,
+      normalization: f.normalization ? normalizations[f.normalization as keyof typeof normalizations] : undefined,
+      cacheDir: f.cache,
+      runsDir: paths.runsDir,
+      runDir: f.run,
+      config,
+      export: f.export,
+      quantizations: f.quantizations,
+      evalImages: f.evalImages,
     });
   });
 
@@ -109,7 +169,7 @@ program
   .description("re-export a bundle with another quantization, atomically (e.g. into assets/model)")
   .requiredOption('--bundle <dir>', 'source bundle (best: an unquantized one)')
   .requiredOption('--out <dir>', 'destination folder, replaced atomically')
-  .addOption(new Option('--quantization <q>', 'weight encoding').choices(['uint8', 'float16', 'none']).default('uint8'))
+  .addOption(new Option('--quantization <q>', 'weight encoding').choices([...QUANTIZATIONS]).default('uint8'))
   .action(async (f) => {
     const { exportCommand } = await import('./commands/export');
     await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization });

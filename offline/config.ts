@@ -83,3 +83,36 @@ export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   threads: 1,
   seed: 7,
 };
+
+/** Every setting of self-critical sequence training (SCST), after cross-entropy training. */
+export interface ScstConfig {
+  epochs: number;
+  /** Photos per step; each gets `samples` sampled captions. */
+  batchImages: number;
+  /** Captions sampled per photo; each one's baseline is the mean reward of the others. */
+  samples: number;
+  learningRate: number;
+  /** Learning rate multiplied by this after each epoch. */
+  lrDecay: number;
+  clipNorm: number;
+  /** Stop after this many epochs without a better dev CIDEr-D (greedy). */
+  patience: number;
+  /** Checkpoint every n steps inside an epoch (an epoch takes minutes). */
+  checkpointEvery: number;
+  /** Dev images scored per epoch (0 = all). */
+  devEvalImages: number;
+  seed: number;
+}
+
+export const DEFAULT_SCST_CONFIG: ScstConfig = {
+  epochs: 10,
+  batchImages: 32,
+  samples: 5,
+  learningRate: 1e-4,
+  lrDecay: 0.9,
+  clipNorm: 5,
+  patience: 3,
+  checkpointEvery: 25,
+  devEvalImages: 0,
+  seed: 42,
+};

@@ -5,7 +5,7 @@ import type { BundleSource } from './bundle/source';
 import { beamSearch, greedyBatch, type Hypothesis } from './decoding/search';
 import { toEncoderInput } from './image/normalize';
 import type { RgbImage } from './image/types';
-import { decoderWeights } from './models/decoder-ops';
+import { decoderWeights, type DecoderWeights } from './models/decoder-ops';
 import type { Vocabulary } from './text/vocabulary';
 
 export interface CaptionOptions {
@@ -15,6 +15,8 @@ export interface CaptionOptions {
   alternatives?: number;
   /** Longest caption in words (default and ceiling: the bundle's maxLength − 1). */
   maxLength?: number;
+  /** Beam ranking: logProb / length^lengthPenalty (0–2). Default 1, the per-word mean. */
+  lengthPenalty?: number;
 }
 
 export interface ScoredCaption {
@@ -63,7 +65,9 @@ export function resolveOptions(opts: CaptionOptions, maxWords: number): Required
   if (!intIn(beam, 1, MAX_BEAM)) throw new CaptionOptionError(`beam must be an integer from 1 to ${MAX_BEAM}, got ${beam}`);
   if (!intIn(alternatives, 1, beam)) throw new CaptionOptionError(`alternatives must be an integer from 1 to beam (${beam}), got ${alternatives}`);
   if (!intIn(maxLength, 1, maxWords)) throw new CaptionOptionError(`maxLength must be an integer from 1 to ${maxWords}, got ${maxLength}`);
-  return { beam, alternatives, maxLength };
+  const lengthPenalty = opts.lengthPenalty ?? 1;
+  if (!(lengthPenalty >= 0 && lengthPenalty <= 2)) throw new CaptionOptionError(`lengthPenalty must be a number from 0 to 2, got ${lengthPenalty}`);
+  return { beam, alternatives, maxLength, lengthPenalty };
 }
 
 /**
@@ -76,47 +80,14 @@ export function resolveOptions(opts: CaptionOptions, maxWords: number): Required
  */
 export async function loadCaptioner(source: BundleSource, { warmup = true } = {}): Promise<Captioner> {
   const { manifest, encoder, decoder, vocabulary, bytes } = await loadBundle(source);
-  const weights = decoderWeights(decoder);
   const size = manifest.encoder.inputSize;
-  const F = manifest.encoder.featureSize;
-  const maxWords = manifest.decoder.maxLength - 1;
-  const banned = [vocabulary.padId, vocabulary.startId, vocabulary.unknownId];
-
-  const toText = (h: Hypothesis): ScoredCaption => ({ caption: vocabulary.decode(h.tokens), score: h.score, logProb: h.logProb });
+  const features = featureDecoder({ weights: decoderWeights(decoder), vocabulary, featureSize: manifest.encoder.featureSize, maxLength: manifest.decoder.maxLength });
 
   const encodeBatch = (inputs: Float32Array[]): Float32Array =>
     tf.tidy(() => {
       const x = tf.tensor4d(concat(inputs), [inputs.length, size, size, 3]);
       return (encoder.predict(x) as tf.Tensor).dataSync() as Float32Array;
     });
-
-  const decode = (features: Float32Array, o: Required<CaptionOptions>): Hypothesis[][] => {
-    const n = features.length / F;
-    const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds: banned };
-    if (o.beam === 1) {
-      const f = tf.tensor2d(features, [n, F]);
-      try {
-        return greedyBatch(weights, f, search).map((h) => [h]);
-      } finally {
-        f.dispose();
-      }
-    }
-    const out: Hypothesis[][] = [];
-    for (let i = 0; i < n; i++) {
-      const f = tf.tensor2d(features.subarray(i * F, (i + 1) * F), [1, F]);
-      try {
-        out.push(beamSearch(weights, f, { ...search, beam: o.beam, alternatives: o.alternatives }));
-      } finally {
-        f.dispose();
-      }
-    }
-    return out;
-  };
-
-  const result = (hyps: Hypothesis[], timings: CaptionResult['timings']): CaptionResult => {
-    const all = hyps.map(toText);
-    return { ...all[0], alternatives: all, timings };
-  };
 
   const captioner: Captioner = {
     manifest,
@@ -126,24 +97,17 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       return encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]);
     },
     caption(image, options = {}) {
-      const o = resolveOptions(options, maxWords);
+      features.resolve(options); // a bad option fails before any work
       const t0 = now();
       const input = toEncoderInput(image, size, manifest.encoder.normalization);
       const t1 = now();
-      const features = encodeBatch([input]);
+      const f = encodeBatch([input]);
       const t2 = now();
-      const hyps = decode(features, o)[0];
+      const [r] = features.captionFeatures(f, options);
       const t3 = now();
-      return result(hyps, { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 });
+      return { ...r, timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
     },
-    captionFeatures(features, options = {}) {
-      const o = resolveOptions(options, maxWords);
-      if (features.length % F !== 0) throw new CaptionOptionError(`features length ${features.length} is not a multiple of ${F}`);
-      const t0 = now();
-      const all = decode(features, o);
-      const ms = (now() - t0) / Math.max(1, all.length);
-      return all.map((h) => result(h, { preprocessMs: 0, encoderMs: 0, decoderMs: ms }));
-    },
+    captionFeatures: (f, options) => features.captionFeatures(f, options),
     dispose() {
       encoder.dispose();
       decoder.dispose();
@@ -151,9 +115,64 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
   };
   if (warmup) {
     const gray: RgbImage = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(128) };
-    captioner.caption(gray, { beam: 2, maxLength: Math.min(3, maxWords) });
+    captioner.caption(gray, { beam: 2, maxLength: Math.min(3, features.maxWords) });
   }
   return captioner;
+}
+
+export interface FeatureDecoder {
+  /** Longest caption in words: the decoder's maxLength (tokens, `<end>` included) − 1. */
+  readonly maxWords: number;
+  /** Checks options against this decoder; throws a CaptionOptionError naming the valid range. */
+  resolve(options: CaptionOptions): Required<CaptionOptions>;
+  /** Precomputed features [N·F] → one result per image: greedy in batches, beam one image at a time. */
+  captionFeatures(features: Float32Array, options?: CaptionOptions): CaptionResult[];
+}
+
+/**
+ * Features → captions: the one path for serving, evaluation, training-time dev scores and
+ * benchmarks, so banned tokens, length limits and ranking cannot drift between them.
+ */
+export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Vocabulary; featureSize: number; maxLength: number }): FeatureDecoder {
+  const { weights, vocabulary, featureSize: F } = parts;
+  const maxWords = parts.maxLength - 1;
+  const banned = [vocabulary.padId, vocabulary.startId, vocabulary.unknownId];
+  const toText = (h: Hypothesis): ScoredCaption => ({ caption: vocabulary.decode(h.tokens), score: h.score, logProb: h.logProb });
+  const GREEDY_BATCH = 256;
+
+  const decode = (features: Float32Array, o: Required<CaptionOptions>): Hypothesis[][] => {
+    const n = features.length / F;
+    const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds: banned };
+    const out: Hypothesis[][] = [];
+    const chunk = o.beam === 1 ? GREEDY_BATCH : 1;
+    for (let i = 0; i < n; i += chunk) {
+      const m = Math.min(chunk, n - i);
+      const f = tf.tensor2d(features.subarray(i * F, (i + m) * F), [m, F]);
+      try {
+        if (o.beam === 1) out.push(...greedyBatch(weights, f, search).map((h) => [h]));
+        else out.push(beamSearch(weights, f, { ...search, beam: o.beam, alternatives: o.alternatives, lengthPenalty: o.lengthPenalty }));
+      } finally {
+        f.dispose();
+      }
+    }
+    return out;
+  };
+
+  return {
+    maxWords,
+    resolve: (options) => resolveOptions(options, maxWords),
+    captionFeatures(features, options = {}) {
+      const o = resolveOptions(options, maxWords);
+      if (features.length % F !== 0) throw new CaptionOptionError(`features length ${features.length} is not a multiple of ${F}`);
+      const t0 = now();
+      const all = decode(features, o);
+      const ms = (now() - t0) / Math.max(1, all.length);
+      return all.map((hyps) => {
+        const texts = hyps.map(toText);
+        return { ...texts[0], alternatives: texts, timings: { preprocessMs: 0, encoderMs: 0, decoderMs: ms } };
+      });
+    },
+  };
 }
 
 function concat(arrays: Float32Array[]): Float32Array {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +8,20 @@ import { loadCaptioner } from '../shared/captioner';
 import { decodeImage } from '../shared/image/decode';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { buildCompactVgg16 } from '../shared/models/vgg16';
-import { trainCommand } from '../offline/commands/train';
-import { DEFAULT_DECODER_CONFIG } from '../offline/config';
+import { featuresCommand } from '../offline/commands/features';
+import { scstCommand } from '../offline/commands/scst';
+import { initSource, trainCommand } from '../offline/commands/train';
+import { DEFAULT_DECODER_CONFIG, DEFAULT_SCST_CONFIG } from '../offline/config';
+import { readDataset } from '../offline/data/captions';
+import { loadBest } from '../offline/epochs';
+import { evaluateBundle } from '../offline/evaluate/evaluate-bundle';
+import { captionFeatureSet } from '../offline/evaluate/caption-features';
+import { loadFeatureEncoder } from '../offline/features/encoder';
+import { precomputeFeatures } from '../offline/features/precompute';
+import { decoderWeights } from '../shared/models/decoder-ops';
+import { Vocabulary } from '../shared/text/vocabulary';
+import { serializeLayersModel } from '../shared/bundle/model-io';
+import { writeFileAtomic } from '../offline/fs-atomic';
 import { fileSource } from '../offline/fs-source';
 import { writeTinyFlickr, writeTinyGlove } from './helpers/tiny-dataset';
 
@@ -74,5 +86,69 @@ describe('offline pipeline end to end', () => {
     });
     expect(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3, 4]);
     expect(tf.getBackend()).toBeTruthy();
+  });
+
+  it('one feature cache per encoder whichever command fills it; training-time dev captions equal the bundle evaluation; SCST and --init-from a bundle', async () => {
+    const data = join(root, 'flickr2');
+    writeTinyFlickr(data);
+    const encoderDir = join(root, 'encoder2');
+    const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 12 }, { seed: 4 });
+    for (const [p, b] of await serializeLayersModel(encoder, '', 'none')) writeFileAtomic(join(encoderDir, p), b);
+    const encoderModel = join(encoderDir, 'model.json');
+    const cacheDir = join(root, 'cache2');
+    const common = { dataPath: data, encoderModel, normalization: UNIT_RANGE_NORMALIZATION, cacheDir, runsDir: join(root, 'runs') };
+
+    // `offline:features --layer ''` then `offline:train` (no layer): the same cache entries.
+    await featuresCommand({ ...common, encoderLayer: '', batchSize: 4 });
+    expect(readdirSync(cacheDir)).toHaveLength(1);
+    const runDir = join(root, 'run2');
+    const config = { ...DEFAULT_DECODER_CONFIG, minWordCount: 1, maxLength: 8, embeddingSize: 16, units: 24, batchSize: 8, epochs: 2, learningRate: 1e-2 };
+    await trainCommand({ ...common, glovePath: null, runDir, config, export: true, quantizations: ['none'], evalImages: 0 });
+    expect(readdirSync(cacheDir)).toHaveLength(1);
+
+    // Dev captions from the cached features and the best weights, as training scores them…
+    const dataset = readDataset(data);
+    const dev = dataset.splits.dev;
+    const fe = await loadFeatureEncoder({ modelPath: encoderModel, normalization: UNIT_RANGE_NORMALIZATION });
+    const feats = await precomputeFeatures({ dataset, names: dev, encoder: fe, cacheDir });
+    expect(feats.stats.computed).toBe(0);
+    const best = await loadBest(runDir);
+    const vocab = Vocabulary.fromJSON(JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')));
+    const duringTraining = captionFeatureSet(decoderWeights(best), vocab, { names: feats.names, matrix: feats.matrix, featureSize: 12 }, { beam: 1, maxLength: 8 });
+    // …are the ones the exported bundle gives from JPEG bytes through the serving code.
+    const ev = await evaluateBundle(join(runDir, 'bundle-none'), dataset, dev, [1]);
+    expect([...ev.captions['1']]).toEqual([...duringTraining]);
+    expect(new Set(duringTraining.values()).size).toBeGreaterThan(0);
+    best.dispose();
+    fe.dispose();
+
+    // SCST from that bundle, reading the same cache, exports a bundle that serves.
+    const scstDir = join(root, 'scst');
+    await scstCommand({
+      ...common,
+      from: join(runDir, 'bundle-none'),
+      runDir: scstDir,
+      config: { ...DEFAULT_SCST_CONFIG, epochs: 2, batchImages: 4, samples: 3, learningRate: 1e-3 },
+      export: true,
+      quantizations: ['uint8'],
+      evalImages: 0,
+    });
+    expect(readdirSync(cacheDir)).toHaveLength(1);
+    const scst = JSON.parse(readFileSync(join(scstDir, 'summary.json'), 'utf8'));
+    expect(scst.history).toHaveLength(2);
+    expect(scst.history[0].meanSampleReward).toBeGreaterThanOrEqual(0);
+    expect(scst.bundles.uint8.byBeam['3'].ciderD).toBeGreaterThanOrEqual(0);
+    const served = await loadCaptioner(fileSource(join(scstDir, 'bundle-uint8')));
+    expect(served.manifest.id).toMatch(/-scst$/);
+    expect(served.caption(decodeImage(new Uint8Array(readFileSync(join(dataset.imageDir, dev[0]))))).caption.length).toBeGreaterThan(0);
+    served.dispose();
+
+    // --init-from takes a bundle folder (its vocabulary and decoder) or a run folder.
+    expect(initSource(join(scstDir, 'bundle-uint8')).decoderDir).toBe(join(scstDir, 'bundle-uint8', 'decoder'));
+    expect(initSource(runDir).decoderDir).toBe(join(runDir, 'best'));
+    expect(() => initSource(data)).toThrow(/neither a bundle folder \(manifest.json\) nor a decoder run folder/);
+    const fromBundle = join(root, 'from-bundle');
+    await trainCommand({ ...common, glovePath: null, runDir: fromBundle, config: { ...config, epochs: 1, learningRate: 1e-4 }, export: false, quantizations: [], evalImages: 0, initFrom: join(scstDir, 'bundle-uint8') });
+    expect(readFileSync(join(fromBundle, 'vocab.json'), 'utf8')).toBe(readFileSync(join(runDir, 'vocab.json'), 'utf8'));
   });
 });

@@ -116,7 +116,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
     devImages: dev.length,
     teacherDevCiderD: teacherCiderD,
     bestEpoch: state.bestEpoch,
-    bestDevCosine: state.bestDevCosine,
+    bestDevCosine: state.history[state.bestEpoch - 1]?.devCosine ?? null,
     history: state.history,
   });
   return runDir;

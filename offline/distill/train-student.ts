@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
 import type { Normalization } from '../../shared/bundle/manifest';
@@ -7,12 +6,10 @@ import type { RgbImage } from '../../shared/image/types';
 import { foldBatchNorm } from '../../shared/models/fold-batch-norm';
 import { buildCompactVgg16, compactVgg16Cost, type CompactVgg16Config } from '../../shared/models/vgg16';
 import type { DistillConfig } from '../config';
-import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { runEpochs, type EpochState } from '../epochs';
 import { fileSource } from '../fs-source';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
 import { rng, shuffle } from '../random';
 import { lineChartSvg } from '../report/plot';
-import { createProgress } from '../report/progress';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, viewInput } from './augment';
 import { cosineSimilarity } from './loss';
 import { distillStep, GradientPool } from './parallel-grads';
@@ -36,19 +33,7 @@ export interface DistillEpoch {
   dev?: Record<string, number>;
 }
 
-export interface DistillState {
-  epoch: number;
-  /** Steps done inside `epoch + 1` (resume point). */
-  step: number;
-  globalStep: number;
-  lossSum: number;
-  seenInEpoch: number;
-  secondsInEpoch: number;
-  bestEpoch: number;
-  bestDevCosine: number;
-  history: DistillEpoch[];
-  done: boolean;
-}
+export type DistillState = EpochState<DistillEpoch>;
 
 export interface DistillInput {
   config: DistillConfig;
@@ -97,32 +82,7 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
   const { config: cfg, runDir, teacher } = input;
   const log = input.log ?? ((l: string) => console.error(l));
   const arch = studentConfig(cfg, teacher.featureSize);
-  const statePath = join(runDir, 'distill-state.json');
-  const ckpt = join(runDir, 'checkpoint');
   const optimizer = tf.train.adam(cfg.learningRate);
-  let state: DistillState = { epoch: 0, step: 0, globalStep: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, bestEpoch: 0, bestDevCosine: -1, history: [], done: false };
-  let student: tf.LayersModel;
-  if (hasCheckpoint(ckpt)) {
-    const ck = await loadCheckpoint<DistillState>(ckpt, optimizer);
-    student = ck.model;
-    state = ck.state ?? (JSON.parse(readFileSync(statePath, 'utf8')) as DistillState);
-    if (state.done && state.epoch < cfg.epochs) {
-      // A finished run asked for more epochs: go on from its weights and optimizer state; the
-      // cosine schedule is recomputed over the new total, i.e. a warm restart.
-      state.done = false;
-      log(`extending ${runDir} from ${state.epoch} to ${cfg.epochs} epochs`);
-    }
-    log(`resuming ${runDir}: epoch ${state.epoch + 1}, step ${state.step}`);
-  } else {
-    student = buildCompactVgg16(arch, { seed: cfg.seed });
-    const cost = compactVgg16Cost(arch);
-    log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
-  }
-  const vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
-  if ((cfg.threads ?? 1) > 1) {
-    workers.pool = await GradientPool.start({ threads: cfg.threads, model: student, cosineWeight: cfg.cosineWeight });
-    log(`gradients on ${cfg.threads} threads${arch.batchNorm ? ' (batch norm per thread slice: ghost batch norm)' : ''}`);
-  }
   const stats = featureStats(input.cachedTargets?.[0] ?? input.dev.teacherFeatures, teacher.featureSize);
   const stepsPerEpoch = Math.floor(input.train.length / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
@@ -135,32 +95,58 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
   const T = teacher.inputSize;
   const F = teacher.featureSize;
   const cached = input.cachedTargets;
-  let stepsThisProcess = 0;
+  const orders = new Map<number, number[]>();
+  const orderOf = (epoch: number) => {
+    if (!orders.has(epoch)) orders.set(epoch, shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch)));
+    return orders.get(epoch)!;
+  };
+  const batchAt = (epoch: number, step: number) => {
+    const order = orderOf(epoch);
+    const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
+    const sIn = new Float32Array(cfg.batchSize * S * S * 3);
+    const tIn = cached ? new Float32Array(cfg.batchSize * F) : new Float32Array(cfg.batchSize * T * T * 3);
+    for (let b = 0; b < cfg.batchSize; b++) {
+      const idx = order[step * cfg.batchSize + b];
+      const view = augmentedView(input.train[idx], cached ? CACHED_VIEW_AUGMENT : DEFAULT_AUGMENT, random);
+      viewInput(view.image, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
+      if (cached) tIn.set(cached[view.flipped ? 1 : 0].subarray(idx * F, (idx + 1) * F), b * F);
+      else viewInput(view.image, T, teacher.normalization, tIn, b * T * T * 3);
+    }
+    return { sIn, tIn };
+  };
+  // With worker threads, the next step's batch is made while the workers finish this one.
+  let prefetched: { key: string; batch: ReturnType<typeof batchAt> } | undefined;
+  let vars: tf.Variable[] = [];
 
-  for (let epoch = state.epoch + 1; epoch <= cfg.epochs && !state.done; epoch++) {
-    const order = shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch));
-    const bar = createProgress(stepsPerEpoch - state.step, `distill epoch ${epoch}/${cfg.epochs}`, { unit: 'step' });
-    let t0 = Date.now();
-    const batchAt = (step: number) => {
-      const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
-      const sIn = new Float32Array(cfg.batchSize * S * S * 3);
-      const tIn = cached ? new Float32Array(cfg.batchSize * F) : new Float32Array(cfg.batchSize * T * T * 3);
-      for (let b = 0; b < cfg.batchSize; b++) {
-        const idx = order[step * cfg.batchSize + b];
-        const view = augmentedView(input.train[idx], cached ? CACHED_VIEW_AUGMENT : DEFAULT_AUGMENT, random);
-        viewInput(view.image, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
-        if (cached) tIn.set(cached[view.flipped ? 1 : 0].subarray(idx * F, (idx + 1) * F), b * F);
-        else viewInput(view.image, T, teacher.normalization, tIn, b * T * T * 3);
+  const { model, state, paused } = await runEpochs<DistillEpoch>({
+    runDir,
+    epochs: cfg.epochs,
+    stepsPerEpoch,
+    checkpointEvery: cfg.checkpointEvery,
+    optimizer,
+    log,
+    label: 'distill epoch',
+    maxSteps: input.maxSteps,
+    bestDir: 'student',
+    stateFile: 'distill-state.json',
+    async init() {
+      const cost = compactVgg16Cost(arch);
+      log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
+      return buildCompactVgg16(arch, { seed: cfg.seed });
+    },
+    async prepare(student) {
+      vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
+      if ((cfg.threads ?? 1) > 1) {
+        workers.pool = await GradientPool.start({ threads: cfg.threads, model: student, cosineWeight: cfg.cosineWeight });
+        log(`gradients on ${cfg.threads} threads${arch.batchNorm ? ' (batch norm per thread slice: ghost batch norm)' : ''}`);
       }
-      return { sIn, tIn };
-    };
-    // With worker threads, the next step's batch is made while the workers finish this one.
-    let prefetched: ReturnType<typeof batchAt> | undefined;
-    for (let step = state.step; step < stepsPerEpoch; step++) {
-      const { sIn, tIn } = prefetched ?? batchAt(step);
+    },
+    async step(student, { epoch, step, globalStep }) {
+      const key = `${epoch}:${step}`;
+      const { sIn, tIn } = prefetched?.key === key ? prefetched.batch : batchAt(epoch, step);
       prefetched = undefined;
-      const lr = lrAt(state.globalStep);
-      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      orders.delete(epoch - 1);
+      (optimizer as unknown as { learningRate: number }).learningRate = lrAt(globalStep);
       const standardizedTarget = () => {
         const raw = cached
           ? tf.tensor2d(tIn, [cfg.batchSize, F])
@@ -173,64 +159,43 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
         x: sIn,
         target: standardizedTarget,
         cosineWeight: cfg.cosineWeight,
-        whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = batchAt(step + 1)) : undefined,
+        whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = { key: `${epoch}:${step + 1}`, batch: batchAt(epoch, step + 1) }) : undefined,
       });
-      state.lossSum += loss.dataSync()[0];
+      const l = loss.dataSync()[0];
       loss.dispose();
-      state.step = step + 1;
-      state.globalStep++;
-      state.seenInEpoch += cfg.batchSize;
-      bar.tick(1);
-      stepsThisProcess++;
-      const last = step + 1 === stepsPerEpoch;
-      if (state.step % cfg.checkpointEvery === 0 || last || (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps)) {
-        state.secondsInEpoch += (Date.now() - t0) / 1000;
-        t0 = Date.now();
-        await saveCheckpoint(ckpt, student, optimizer, state);
-        writeJsonAtomic(statePath, state);
+      return { loss: l * cfg.batchSize, examples: cfg.batchSize };
+    },
+    async evaluate(student, end) {
+      const devFeatures = destandardize(studentFeatures(student, input.dev.images, S), stats);
+      const devCosine = meanCosine(devFeatures, input.dev.teacherFeatures, teacher.featureSize);
+      const record: DistillEpoch = {
+        epoch: end.epoch,
+        loss: end.loss,
+        seconds: end.seconds,
+        imagesPerSecond: end.examplesPerSecond,
+        learningRate: lrAt(end.epoch * stepsPerEpoch - 1),
+        devCosine,
+        dev: await input.evaluateDev?.(devFeatures),
+      };
+      // With a decoder to score them, keep the epoch whose features caption best: measured, dev
+      // cosine and the decoder's CIDEr-D can disagree (epoch 4 of the shipped run: cosine 0.755 →
+      // 0.735, CIDEr-D 0.133 → 0.154).
+      const score = record.dev?.ciderD ?? devCosine;
+      return { record, score, summary: `${end.examplesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${record.dev ? ` ${JSON.stringify(record.dev)}` : ''}` };
+    },
+    // Saved as it serves: batch norm and the target standardisation folded in.
+    async artifacts(student) {
+      const serving = servingStudent(student, arch, stats);
+      try {
+        return await serializeLayersModel(serving, '', 'none');
+      } finally {
+        serving.dispose();
       }
-      if (input.maxSteps !== undefined && stepsThisProcess >= input.maxSteps) {
-        bar.stop();
-        return { student, state };
-      }
-    }
-    bar.stop();
-    const devFeatures = destandardize(studentFeatures(student, input.dev.images, S), stats);
-    const devCosine = meanCosine(devFeatures, input.dev.teacherFeatures, teacher.featureSize);
-    const rec: DistillEpoch = {
-      epoch,
-      loss: state.lossSum / stepsPerEpoch,
-      seconds: state.secondsInEpoch,
-      imagesPerSecond: state.seenInEpoch / Math.max(1e-9, state.secondsInEpoch),
-      learningRate: lrAt(state.globalStep - 1),
-      devCosine,
-      dev: await input.evaluateDev?.(devFeatures),
-    };
-    state.history.push(rec);
-    log(`distill epoch ${epoch}: loss ${rec.loss.toFixed(4)}, ${rec.imagesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${rec.dev ? ` ${JSON.stringify(rec.dev)}` : ''}`);
-    // With a decoder to score them, keep the epoch whose features caption best: measured, dev
-    // cosine and the decoder's CIDEr-D can disagree (epoch 4 of the shipped run: cosine 0.755 →
-    // 0.735, CIDEr-D 0.133 → 0.154).
-    const ciderD = rec.dev?.ciderD;
-    const earlier = state.history.filter((h) => h.epoch < epoch);
-    const better = ciderD !== undefined ? earlier.every((h) => (h.dev?.ciderD ?? -1) < ciderD) : devCosine > state.bestDevCosine;
-    const serving = servingStudent(student, arch, stats);
-    const artifacts = await serializeLayersModel(serving, '', 'none');
-    serving.dispose();
-    if (better) {
-      state.bestDevCosine = devCosine;
-      state.bestEpoch = epoch;
-      writeDirAtomic(join(runDir, 'student'), artifacts);
-    }
-    // The newest epoch too: the selection score is measured on a sample of dev and can pick an
-    // earlier epoch by noise; a user can compare the two.
-    writeDirAtomic(join(runDir, 'last'), artifacts);
-    Object.assign(state, { epoch, step: 0, lossSum: 0, seenInEpoch: 0, secondsInEpoch: 0, done: epoch === cfg.epochs });
-    await saveCheckpoint(ckpt, student, optimizer, state);
-    writeJsonAtomic(statePath, state);
-    await writePlots(runDir, state.history);
-  }
-  student.dispose();
+    },
+    plots: distillPlots,
+  });
+  if (paused) return { student: model, state };
+  model.dispose();
   const best = await loadLayersModel(fileSource(join(runDir, 'student')), 'model.json');
   return { student: best, state };
 }
@@ -296,10 +261,10 @@ export function meanCosine(a: Float32Array, b: Float32Array, F: number): number 
   return tf.tidy(() => tf.mean(cosineSimilarity(tf.tensor2d(a, [a.length / F, F]), tf.tensor2d(b, [b.length / F, F]))).dataSync()[0]);
 }
 
-async function writePlots(runDir: string, history: DistillEpoch[]): Promise<void> {
-  writeFileAtomic(join(runDir, 'distill-loss.svg'), await lineChartSvg({ title: 'Distillation loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.loss]) }] }));
+async function distillPlots(history: DistillEpoch[]): Promise<Record<string, string>> {
+  const loss = await lineChartSvg({ title: 'Distillation loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.loss]) }] });
   const series = [{ name: 'dev cosine to teacher', points: history.map((h) => [h.epoch, h.devCosine] as [number, number]) }];
   const extra = Object.keys(history[history.length - 1]?.dev ?? {});
   for (const k of extra) series.push({ name: `dev ${k}`, points: history.filter((h) => h.dev?.[k] !== undefined).map((h) => [h.epoch, h.dev![k]] as [number, number]) });
-  writeFileAtomic(join(runDir, 'distill-fidelity.svg'), await lineChartSvg({ title: 'Student fidelity on dev', xLabel: 'epoch', yLabel: 'score', series }));
+  return { 'distill-loss.svg': loss, 'distill-fidelity.svg': await lineChartSvg({ title: 'Student fidelity on dev', xLabel: 'epoch', yLabel: 'score', series }) };
 }

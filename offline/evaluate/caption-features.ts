@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
-import { beamSearch, greedyBatch } from '../../shared/decoding/search';
+import { featureDecoder } from '../../shared/captioner';
 import type { DecoderWeights } from '../../shared/models/decoder-ops';
 import type { Vocabulary } from '../../shared/text/vocabulary';
 
@@ -10,9 +9,22 @@ export interface FeatureSet {
   featureSize: number;
 }
 
+/** The rows of `set` for `names`, in that order (every name must be in the set). */
+export function selectRows(set: FeatureSet, names: string[]): FeatureSet {
+  const rowOf = new Map(set.names.map((n, i) => [n, i]));
+  const F = set.featureSize;
+  const matrix = new Float32Array(names.length * F);
+  names.forEach((n, i) => {
+    const r = rowOf.get(n);
+    if (r === undefined) throw new Error(`no features for '${n}'`);
+    matrix.set(set.matrix.subarray(r * F, (r + 1) * F), i * F);
+  });
+  return { names, featureSize: F, matrix };
+}
+
 /**
- * Captions precomputed features with the serving code's search: greedy in batches of 256,
- * or beam search one image at a time.
+ * Captions a named feature set through the serving path (`featureDecoder`), for training-time dev
+ * scores and benchmarks. `maxLength` is the decoder's, in tokens with `<end>`, as in the manifest.
  */
 export function captionFeatureSet(
   w: DecoderWeights,
@@ -20,19 +32,14 @@ export function captionFeatureSet(
   set: FeatureSet,
   opts: { beam: number; maxLength: number; lengthPenalty?: number; onProgress?: (done: number) => void },
 ): Map<string, string> {
+  const decoder = featureDecoder({ weights: w, vocabulary: vocab, featureSize: set.featureSize, maxLength: opts.maxLength });
   const F = set.featureSize;
-  const search = { maxLength: opts.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] };
   const out = new Map<string, string>();
-  const chunk = opts.beam === 1 ? 256 : 1;
+  const chunk = 256; // progress granularity
   for (let i = 0; i < set.names.length; i += chunk) {
     const n = Math.min(chunk, set.names.length - i);
-    const f = tf.tensor2d(set.matrix.subarray(i * F, (i + n) * F), [n, F]);
-    try {
-      const hyps = opts.beam === 1 ? greedyBatch(w, f, search) : beamSearch(w, f, { ...search, beam: opts.beam, alternatives: 1, lengthPenalty: opts.lengthPenalty });
-      hyps.forEach((h, k) => out.set(set.names[i + k], vocab.decode(h.tokens)));
-    } finally {
-      f.dispose();
-    }
+    const results = decoder.captionFeatures(set.matrix.subarray(i * F, (i + n) * F), { beam: opts.beam, lengthPenalty: opts.lengthPenalty });
+    results.forEach((r, k) => out.set(set.names[i + k], r.caption));
     opts.onProgress?.(i + n);
   }
   return out;

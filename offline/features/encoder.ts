@@ -43,7 +43,9 @@ export function mirroredEncoder(encoder: FeatureEncoder): FeatureEncoder {
 }
 
 export async function loadFeatureEncoder(opts: FeatureEncoderOptions): Promise<FeatureEncoder> {
-  const { modelPath, layer, normalization } = opts;
+  const { modelPath, normalization } = opts;
+  // '' (the CLI's "no layer") and undefined mean the same model, so they must share one cache id.
+  const layer = opts.layer || undefined;
   // Hash exactly the bytes tfjs loads, in the order it reads them.
   const hash = createHash('sha256');
   const files = fileSource(dirname(modelPath));

@@ -1,19 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
+import { loadLayersModel } from '../../shared/bundle/model-io';
 import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
-import { decoderWeights, forwardSequence } from '../../shared/models/decoder-ops';
+import { decoderWeights, forwardSequence, type DecoderWeights } from '../../shared/models/decoder-ops';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { Vocabulary } from '../../shared/text/vocabulary';
 import type { DecoderTrainConfig } from '../config';
-import { captionFeatureSet, type FeatureSet } from '../evaluate/caption-features';
+import { captionFeatureSet, selectRows, type FeatureSet } from '../evaluate/caption-features';
 import { scoreCaptions } from '../metrics';
 import { fileSource } from '../fs-source';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint';
-import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { loadBest, runEpochs, type EpochState } from '../epochs';
 import { rng } from '../random';
-import { createProgress } from '../report/progress';
 import { lineChartSvg } from '../report/plot';
 import { makeBatches, type Example } from './batches';
 import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
@@ -27,13 +23,7 @@ export interface EpochRecord {
   dev: { bleu1: number; bleu2: number; bleu3: number; bleu4: number; ciderD: number };
 }
 
-export interface TrainState {
-  epoch: number;
-  bestEpoch: number;
-  bestCiderD: number;
-  history: EpochRecord[];
-  done: boolean;
-}
+export type TrainState = EpochState<EpochRecord>;
 
 export interface TrainDecoderInput {
   config: DecoderTrainConfig;
@@ -58,14 +48,10 @@ export interface TrainDecoderResult {
   state: TrainState;
 }
 
-const CHECKPOINT = 'checkpoint';
-const BEST = 'best';
-
 /**
  * Trains the caption decoder on precomputed features: teacher forcing on whole sequences, Adam with
- * a per-epoch decay and gradient clipping, dev CIDEr-D (greedy) after every epoch, early stopping.
- * A checkpoint (weights, optimizer state, history) is written after each epoch, and a run folder
- * that has one resumes from it.
+ * a per-epoch decay and gradient clipping, dev CIDEr-D (greedy) after every epoch, early stopping;
+ * resume, checkpoints and best/last through `runEpochs`.
  */
 export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecoderResult> {
   const { config: cfg, runDir, vocab, features } = input;
@@ -78,112 +64,93 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
     maxLength: cfg.maxLength,
     dropout: cfg.dropout,
   };
-  const statePath = join(runDir, 'state.json');
-  let state: TrainState = { epoch: 0, bestEpoch: 0, bestCiderD: -1, history: [], done: false };
-  let model: tf.LayersModel;
   const optimizer = tf.train.adam(cfg.learningRate);
-  if (hasCheckpoint(join(runDir, CHECKPOINT))) {
-    const ck = await loadCheckpoint<TrainState>(join(runDir, CHECKPOINT), optimizer);
-    model = ck.model;
-    state = ck.state ?? (JSON.parse(readFileSync(statePath, 'utf8')) as TrainState);
-    if (state.done && state.epoch < cfg.epochs && state.epoch - state.bestEpoch < cfg.patience) {
-      // Finished its epochs (not early-stopped) and asked for more: go on, the schedule continues.
-      state.done = false;
-      log(`extending ${runDir} from ${state.epoch} to ${cfg.epochs} epochs`);
-    }
-    log(`resuming ${runDir} after epoch ${state.epoch} (best dev CIDEr-D ${state.bestCiderD.toFixed(4)} at epoch ${state.bestEpoch})`);
-  } else {
-    model = buildDecoder(decoderConfig, { seed: cfg.seed });
-    if (input.initDecoder) {
-      const init = await loadLayersModel(fileSource(input.initDecoder), 'model.json');
-      for (const layer of model.layers) if (layer.weights.length) layer.setWeights(init.getLayer(layer.name).getWeights());
-      init.dispose();
-      log(`initialised from ${input.initDecoder}`);
-    } else if (input.embeddingInit) {
-      const emb = model.getLayer('embedding');
-      emb.setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
-    }
-  }
-  const weights = decoderWeights(model);
-  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
   const featureMatrix = tf.tensor2d(features.matrix, [features.names.length, features.featureSize]);
-  const rowOf = new Map(features.names.map((n, i) => [n, i]));
-  const devSet: FeatureSet = {
-    names: input.dev.names,
-    featureSize: features.featureSize,
-    matrix: gatherRows(features, input.dev.names.map((n) => rowOf.get(n)!)),
-  };
+  const devSet = selectRows(features, input.dev.names);
   const devRefs = new Map([...input.dev.references].map(([k, v]) => [k, v.map(normalizeCaption)]));
+  // Batches are a pure function of (seed, epoch), so a resumed epoch replays the same order.
+  const batchesOf = new Map<number, ReturnType<typeof makeBatches>>();
+  const batches = (epoch: number) => {
+    if (!batchesOf.has(epoch)) batchesOf.set(epoch, makeBatches(input.train, cfg.batchSize, rng(cfg.seed * 1000 + epoch)));
+    return batchesOf.get(epoch)!;
+  };
+  let weights!: DecoderWeights;
+  let vars!: tf.Variable[];
 
   try {
-    for (let epoch = state.epoch + 1; epoch <= cfg.epochs && !state.done; epoch++) {
-      const lr = cfg.learningRate * Math.pow(cfg.lrDecay, epoch - 1);
-      (optimizer as unknown as { learningRate: number }).learningRate = lr;
-      const batches = makeBatches(input.train, cfg.batchSize, rng(cfg.seed * 1000 + epoch));
-      const bar = createProgress(batches.length, `epoch ${epoch}/${cfg.epochs}`);
-      const t0 = Date.now();
-      let lossSum = 0;
-      let examples = 0;
-      batches.forEach((b, step) => {
+    const { model, state } = await runEpochs<EpochRecord>({
+      runDir,
+      epochs: cfg.epochs,
+      patience: cfg.patience,
+      stepsPerEpoch: batches(1).length,
+      optimizer,
+      log,
+      progressUnit: 'batch',
+      async init() {
+        const model = buildDecoder(decoderConfig, { seed: cfg.seed });
+        if (input.initDecoder) {
+          await copyDecoderWeights(input.initDecoder, model);
+          log(`initialised from ${input.initDecoder}`);
+        } else if (input.embeddingInit) {
+          model.getLayer('embedding').setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
+        }
+        return model;
+      },
+      prepare(model) {
+        weights = decoderWeights(model);
+        vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+      },
+      step(_model, { epoch, step }) {
+        (optimizer as unknown as { learningRate: number }).learningRate = cfg.learningRate * Math.pow(cfg.lrDecay, epoch - 1);
+        const b = batches(epoch)[step];
         const loss = tf.tidy(() => {
           const f = tf.gather(featureMatrix, tf.tensor1d(b.rows, 'int32')) as tf.Tensor2D;
           const inputs = tf.tensor2d(b.inputs, [b.size, b.steps], 'int32');
           const targets = tf.tensor2d(b.targets, [b.size, b.steps], 'int32');
-          const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, cfg.seed * 7919 + epoch * 100003 + step * 7), targets), vars);
+          const dropoutSeed = cfg.seed * 7919 + epoch * 100003 + step * 7;
+          const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, dropoutSeed), targets), vars);
           const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
           optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
           return value;
         });
-        lossSum += loss.dataSync()[0] * b.size;
+        const mean = loss.dataSync()[0];
         loss.dispose();
-        examples += b.size;
-        bar.tick(1);
-      });
-      bar.stop();
-      const seconds = (Date.now() - t0) / 1000;
-      const devCaps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: cfg.maxLength });
-      const scores = scoreCaptions(devRefs, devCaps);
-      const rec: EpochRecord = {
-        epoch,
-        learningRate: lr,
-        trainLoss: lossSum / examples,
-        seconds,
-        examplesPerSecond: examples / seconds,
-        dev: { bleu1: scores.bleu1, bleu2: scores.bleu2, bleu3: scores.bleu3, bleu4: scores.bleu4, ciderD: scores.ciderD },
-      };
-      state.history.push(rec);
-      state.epoch = epoch;
-      log(`epoch ${epoch}: loss ${rec.trainLoss.toFixed(4)}, ${seconds.toFixed(0)} s (${rec.examplesPerSecond.toFixed(0)} captions/s), dev BLEU-4 ${scores.bleu4.toFixed(4)} CIDEr-D ${scores.ciderD.toFixed(4)} — e.g. "${devCaps.get(devSet.names[0])}"`);
-      if (scores.ciderD > state.bestCiderD) {
-        state.bestCiderD = scores.ciderD;
-        state.bestEpoch = epoch;
-        writeDirAtomic(join(runDir, BEST), await serializeLayersModel(model, '', 'none'));
-      } else if (epoch - state.bestEpoch >= cfg.patience) {
-        log(`early stop: no better dev CIDEr-D for ${cfg.patience} epochs`);
-        state.done = true;
-      }
-      if (epoch === cfg.epochs) state.done = true;
-      await saveCheckpoint(join(runDir, CHECKPOINT), model, optimizer, state);
-      // A copy for people and tools; resuming reads the one inside the checkpoint.
-      writeJsonAtomic(statePath, state);
-      await writePlots(runDir, state.history);
-    }
+        batchesOf.delete(epoch - 1);
+        return { loss: mean * b.size, examples: b.size };
+      },
+      async evaluate(_model, end) {
+        const devCaps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: cfg.maxLength });
+        const s = scoreCaptions(devRefs, devCaps);
+        const record: EpochRecord = {
+          epoch: end.epoch,
+          learningRate: cfg.learningRate * Math.pow(cfg.lrDecay, end.epoch - 1),
+          trainLoss: end.loss,
+          seconds: end.seconds,
+          examplesPerSecond: end.examplesPerSecond,
+          dev: { bleu1: s.bleu1, bleu2: s.bleu2, bleu3: s.bleu3, bleu4: s.bleu4, ciderD: s.ciderD },
+        };
+        return { record, score: s.ciderD, summary: `${end.examplesPerSecond.toFixed(0)} captions/s, dev BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)} — e.g. "${devCaps.get(devSet.names[0])}"` };
+      },
+      plots: (history) => plots(history),
+    });
+    model.dispose();
+    return { decoder: await loadBest(runDir), decoderConfig, state };
   } finally {
     featureMatrix.dispose();
   }
-  model.dispose();
-  const best = await loadLayersModel(fileSource(join(runDir, BEST)), 'model.json');
-  return { decoder: best, decoderConfig, state };
 }
 
-function gatherRows(set: FeatureSet, rows: number[]): Float32Array {
-  const F = set.featureSize;
-  const out = new Float32Array(rows.length * F);
-  rows.forEach((r, i) => out.set(set.matrix.subarray(r * F, (r + 1) * F), i * F));
-  return out;
+/** Copies a saved decoder's weights (a folder with model.json, quantized or not) into `model`, layer by layer. */
+export async function copyDecoderWeights(dir: string, model: tf.LayersModel): Promise<void> {
+  const init = await loadLayersModel(fileSource(dir), 'model.json');
+  try {
+    for (const layer of model.layers) if (layer.weights.length) layer.setWeights(init.getLayer(layer.name).getWeights());
+  } finally {
+    init.dispose();
+  }
 }
 
-async function writePlots(runDir: string, history: EpochRecord[]): Promise<void> {
+async function plots(history: EpochRecord[]): Promise<Record<string, string>> {
   const loss = await lineChartSvg({ title: 'Decoder training loss', xLabel: 'epoch', yLabel: 'cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }] });
   const dev = await lineChartSvg({
     title: 'Dev metrics (greedy)',
@@ -195,6 +162,5 @@ async function writePlots(runDir: string, history: EpochRecord[]): Promise<void>
       { name: 'BLEU-1', points: history.map((h) => [h.epoch, h.dev.bleu1]) },
     ],
   });
-  writeFileAtomic(join(runDir, 'loss.svg'), loss);
-  writeFileAtomic(join(runDir, 'dev-metrics.svg'), dev);
+  return { 'loss.svg': loss, 'dev-metrics.svg': dev };
 }

@@ -1,0 +1,113 @@
+import { dirname, join } from 'node:path';
+import type { Normalization, Quantization } from '../../shared/bundle/manifest';
+import { loadBundle } from '../../shared/bundle/load';
+import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
+import { normalizeCaption } from '../../shared/text/tokenizer';
+import { selectBackend } from '../backend';
+import type { ScstConfig } from '../config';
+import { readDataset } from '../data/captions';
+import { loadFeatureEncoder } from '../features/encoder';
+import { precomputeFeatures } from '../features/precompute';
+import { writeJsonAtomic } from '../fs-atomic';
+import { fileSource } from '../fs-source';
+import { createRunDir } from '../run-folder';
+import { trainScst } from '../train/scst';
+import { copyDecoderWeights } from '../train/train-decoder';
+import { registerWasmTrainingKernels } from '../wasm-kernels';
+import { exportScoredBundles, TRAINING_DATA } from './export-scored';
+
+export interface ScstCommandOptions {
+  dataPath: string;
+  /** The cross-entropy bundle to start from (its vocabulary, decoder and, by default, encoder). */
+  from: string;
+  /** Features from another copy of the same encoder (e.g. the teacher model the bundle's features came from, already cached). */
+  encoderModel?: string;
+  encoderLayer?: string;
+  normalization?: Normalization;
+  cacheDir: string;
+  runsDir: string;
+  runDir?: string;
+  config: ScstConfig;
+  export: boolean;
+  quantizations: Quantization[];
+  evalImages: number;
+}
+
+const log = (l: string) => console.error(l);
+
+/** `offline:scst`: self-critical training of a bundle's decoder on CIDEr-D, then export and evaluation. */
+export async function scstCommand(o: ScstCommandOptions): Promise<string> {
+  const backend = await selectBackend();
+  if (backend === 'wasm') registerWasmTrainingKernels();
+  const runDir = createRunDir(o.runsDir, 'scst', o.runDir);
+  log(`run folder: ${runDir}`);
+  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
+
+  const bundle = await loadBundle(fileSource(o.from));
+  const m = bundle.manifest;
+  bundle.encoder.dispose();
+  bundle.decoder.dispose();
+  const vocab = bundle.vocabulary;
+  const encoder = await loadFeatureEncoder({
+    modelPath: o.encoderModel ?? join(o.from, m.encoder.modelPath),
+    layer: o.encoderLayer,
+    normalization: o.normalization ?? m.encoder.normalization,
+  });
+  if (encoder.featureSize !== m.encoder.featureSize) throw new Error(`the encoder gives ${encoder.featureSize}-d features; ${o.from}'s decoder expects ${m.encoder.featureSize}`);
+
+  const dataset = readDataset(o.dataPath);
+  const feats = await precomputeFeatures({ dataset, names: [...dataset.splits.train, ...dataset.splits.dev], encoder, cacheDir: o.cacheDir });
+  const have = new Set(feats.names);
+  const refsOf = (names: string[]) => new Map(names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
+  const train = dataset.splits.train.filter((n) => have.has(n) && (dataset.captions.get(n)?.length ?? 0) > 0);
+  const dev = dataset.splits.dev.filter((n) => have.has(n));
+  const devEval = dev.slice(0, o.config.devEvalImages || undefined);
+  log(`SCST from ${o.from} (${m.id}) on ${train.length} train photos × ${o.config.samples} samples; dev ${devEval.length} photos`);
+
+  const decoderConfig: DecoderConfig = { vocabSize: vocab.size, featureSize: m.encoder.featureSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength, dropout: 0 };
+  const result = await trainScst({
+    config: o.config,
+    runDir,
+    vocab,
+    maxLength: m.decoder.maxLength,
+    features: { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize },
+    train: { names: train, references: refsOf(train) },
+    dev: { names: devEval, references: refsOf(devEval) },
+    async initDecoder() {
+      const model = buildDecoder(decoderConfig, { seed: o.config.seed });
+      await copyDecoderWeights(dirname(join(o.from, m.decoder.modelPath)), model);
+      return model;
+    },
+    log,
+  });
+  const summary: Record<string, unknown> = {
+    runDir,
+    backend,
+    from: { path: o.from, id: m.id, metrics: m.metrics ?? null },
+    encoder: { id: encoder.id, model: encoder.modelPath, featureSize: encoder.featureSize },
+    bestEpoch: result.state.bestEpoch,
+    bestDevCiderDGreedy: result.state.bestScore,
+    history: result.state.history,
+  };
+  writeJsonAtomic(join(runDir, 'summary.json'), summary);
+  if (o.export) {
+    summary.bundles = await exportScoredBundles({
+      runDir,
+      dataset,
+      evalNames: dev.slice(0, o.evalImages || undefined),
+      quantizations: o.quantizations,
+      encoder,
+      decoder: result.decoder,
+      decoderConfig,
+      vocabulary: vocab,
+      id: `${m.id}-scst`,
+      description: `${m.description ?? m.id}; then self-critical training on CIDEr-D`,
+      training: { data: TRAINING_DATA, runDir, from: o.from, fromTraining: m.training ?? null, scst: { bestEpoch: result.state.bestEpoch, config: o.config } },
+      log,
+    });
+    writeJsonAtomic(join(runDir, 'summary.json'), summary);
+  }
+  encoder.dispose();
+  log(`done: ${join(runDir, 'summary.json')}`);
+  return runDir;
+}
