@@ -109,6 +109,19 @@ describe('decoder', () => {
     expect(sum.tokens.length).toBeLessThanOrEqual(mean.tokens.length);
   });
 
+  it('a caption never exceeds maxLength − 1 words, even when the model would go on', () => {
+    // <end> made (almost) impossible: every caption runs to the length limit.
+    const endless = { ...w, logits: { kernel: w.logits.kernel, bias: tf.add(w.logits.bias, tf.oneHot(2, 30).mul(-60)) as tf.Tensor1D } };
+    const limit = { ...search, maxLength: 5 };
+    for (const h of greedyBatch(endless, features, limit)) expect(h).toMatchObject({ finished: true, tokens: expect.any(Array) });
+    expect(greedyBatch(endless, features, limit).map((h) => h.tokens.length)).toEqual([4, 4, 4]);
+    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    const hyps = beamSearch(endless, f, { ...limit, beam: 3, alternatives: 3 });
+    expect(hyps.map((h) => h.tokens.length)).toEqual([4, 4, 4]);
+    expect(hyps.every((h) => h.finished)).toBe(true);
+    endless.logits.bias.dispose();
+  });
+
   it('search leaks no tensors', () => {
     const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
     beamSearch(w, f, { ...search, beam: 3, alternatives: 3 });

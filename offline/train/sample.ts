@@ -47,7 +47,9 @@ export function sampleCaptions(w: DecoderWeights, features: tf.Tensor2D, opts: S
       last = new Int32Array(n);
       for (let r = 0; r < n; r++) {
         if (out[r].finished) continue;
-        const word = draw(lp, r * V, V, (v) => banned.has(v) || (t === 0 && v === opts.endId), random);
+        // As in search: at least one word, and `<end>` forced at the last step.
+        const excluded = (v: number) => banned.has(v) || (t === 0 && v === opts.endId) || (t > 0 && t === opts.maxLength - 1 && v !== opts.endId);
+        const word = draw(lp, r * V, V, excluded, random);
         if (word === opts.endId) out[r].finished = true;
         else out[r].tokens.push(word);
         last[r] = word;

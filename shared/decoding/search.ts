@@ -34,8 +34,11 @@ function dispose(s: LstmState): void {
   s.img.dispose();
 }
 
-/** Next-word log-probabilities for each row, banned tokens set to -Infinity. */
-function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number): { lp: Float32Array; state: LstmState } {
+/**
+ * Next-word log-probabilities for each row, banned tokens set to -Infinity. Step t = maxLength − 1
+ * allows only `<end>`: a caption is never longer than maxLength − 1 words.
+ */
+function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number, maxLength: number): { lp: Float32Array; state: LstmState } {
   const out = tf.tidy(() => {
     const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
     // The image projection does not change between steps: keep a copy owned by the new state.
@@ -46,8 +49,10 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
   const V = lp.length / tokens.length;
   for (let r = 0; r < tokens.length; r++) {
     for (const b of banned) lp[r * V + b] = -Infinity;
-    // A caption has at least one word.
+    // A caption has at least one word…
     if (t === 0) lp[r * V + endId] = -Infinity;
+    // …and at most maxLength − 1.
+    if (t === maxLength - 1 && t > 0) for (let v = 0; v < V; v++) if (v !== endId) lp[r * V + v] = -Infinity;
   }
   return { lp, state: { h: out.h, c: out.c, img: out.img } };
 }
@@ -69,23 +74,19 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   try {
     for (let t = 0; t < opts.maxLength && beams.length > 0 && finished.length < k; t++) {
       const last = Int32Array.from(beams, (b) => (b.tokens.length ? b.tokens[b.tokens.length - 1] : opts.startId));
-      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t);
+      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
       dispose(state);
       state = next;
       const V = lp.length / beams.length;
       // Best 2k (beam, word) pairs: enough that k survive even if k of them end here.
       const cands = topK(lp, beams, V, 2 * k);
       const alive: { tokens: number[]; logProb: number; row: number }[] = [];
-      const lastStep = t === opts.maxLength - 1;
       for (let rank = 0; rank < cands.length && alive.length < k; rank++) {
         const c = cands[rank];
         const tokens = beams[c.row].tokens;
         if (c.word === opts.endId) {
-          if (rank < k) finished.push(hyp(tokens, c.logProb, true, alpha));
-        } else if (lastStep) {
-          // Out of length: keep it as an unfinished hypothesis.
-          finished.push(hyp([...tokens, c.word], c.logProb, false, alpha));
-          if (finished.length >= k) break;
+          // On the last step every candidate is `<end>`: all of them finish.
+          if (rank < k || t === opts.maxLength - 1) finished.push(hyp(tokens, c.logProb, true, alpha));
         } else {
           alive.push({ tokens: [...tokens, c.word], logProb: c.logProb, row: c.row });
         }
@@ -157,7 +158,7 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   try {
     let last = new Int32Array(n).fill(opts.startId);
     for (let t = 0; t < opts.maxLength && done.some((d) => !d); t++) {
-      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t);
+      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
       dispose(state);
       state = next;
       const V = lp.length / n;
