@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'image_too_large'
   | 'model_unavailable'
   | 'not_found'
+  | 'method_not_allowed'
   | 'internal_error';
 
 /** A request failure with its HTTP status; rendered as `{ error: { code, message } }`. */

@@ -12,7 +12,7 @@ export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'gras
  * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
  * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
  */
-export async function tinyBundle(opts: { quantization?: Quantization; seed?: number } = {}): Promise<Map<string, Uint8Array>> {
+export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean } = {}): Promise<Map<string, Uint8Array>> {
   const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
   const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
@@ -21,6 +21,12 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
   let s = opts.seed ?? 1;
   for (const layer of decoder.layers) {
     layer.setWeights(layer.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.8, 'float32', s++)));
+  }
+  if (opts.neverEnds) {
+    // <end> made (almost) impossible: every caption runs to the length limit.
+    const logits = decoder.getLayer('logits');
+    const [k, b] = logits.getWeights();
+    logits.setWeights([k, tf.add(b, tf.oneHot(vocab.endId, vocab.size).mul(-60))]);
   }
   const cost = compactVgg16Cost(vgg);
   const files = await writeBundle({

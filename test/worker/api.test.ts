@@ -9,6 +9,7 @@ import { initWasmBackend } from '../../worker/tfjs-wasm-backend';
 import { tinyBundle } from '../helpers/tiny-bundle';
 
 let files: Map<string, Uint8Array>;
+let endlessFiles: Map<string, Uint8Array>;
 let app: ReturnType<typeof createApp>;
 
 function pixels(w: number, h: number, seed: number, channels = 4): Uint8Array {
@@ -35,6 +36,7 @@ async function expectError(res: Response, status: number, code: string): Promise
 beforeAll(async () => {
   await initWasmBackend();
   files = await tinyBundle({ quantization: 'uint8' });
+  endlessFiles = await tinyBundle({ quantization: 'none', neverEnds: true });
   app = createApp({ bundleSource: () => memorySource(files) });
 });
 
@@ -77,6 +79,65 @@ describe('POST /v1/captions', () => {
     expect(Array.isArray(j)).toBe(true);
     expect(j).toHaveLength(3);
     for (const r of j) expect(typeof r.caption).toBe('string');
+  });
+
+  it('multipart always answers an array: one entry per file, a bad file gets its own error and the others are captioned', async () => {
+    const one = new FormData();
+    one.append('image', new File([jpegOf(50, 50, 1)], 'a.jpg', { type: 'image/jpeg' }));
+    const single = await app.request('/v1/captions', { method: 'POST', body: one }, env);
+    expect(single.status).toBe(200);
+    const s1 = (await single.json()) as any[];
+    expect(Array.isArray(s1)).toBe(true);
+    expect(s1).toHaveLength(1);
+    expect(typeof s1[0].caption).toBe('string');
+
+    const mixed = new FormData();
+    mixed.append('image', new File([jpegOf(50, 50, 1)], 'good.jpg', { type: 'image/jpeg' }));
+    mixed.append('image', new File([new Uint8Array(64).fill(9)], 'junk.png', { type: 'image/png' }));
+    mixed.append('image', new File([pngOf(30, 20, 2)], 'good.png', { type: 'image/png' }));
+    const res = await app.request('/v1/captions', { method: 'POST', body: mixed }, env);
+    expect(res.status).toBe(200);
+    const j = (await res.json()) as any[];
+    expect(j).toHaveLength(3);
+    expect(typeof j[0].caption).toBe('string');
+    expect(j[1]).toEqual({ file: 'junk.png', error: { code: 'unsupported_media_type', message: expect.stringMatching(/image/) } });
+    expect(typeof j[2].caption).toBe('string');
+    expect(res.headers.get('Server-Timing')).toMatch(/encoder;dur=/);
+
+    const allBad = new FormData();
+    allBad.append('image', new File([jpegOf(32, 32).slice(0, 200)], 'cut.jpg', { type: 'image/jpeg' }));
+    const bad = await app.request('/v1/captions', { method: 'POST', body: allBad }, env);
+    expect(bad.status).toBe(415);
+    expect(((await bad.json()) as any[])[0]).toMatchObject({ file: 'cut.jpg', error: { code: 'undecodable_image' } });
+  });
+
+  it('scores are rounded once (short decimals in the JSON text); maxLength counts words', async () => {
+    const text = await (await post(jpegOf(64, 48, 5), 'image/jpeg', '?beam=4&alternatives=4')).text();
+    const scores = [...text.matchAll(/"score":(-?[\d.e-]+)/g)].map((m) => m[1]);
+    expect(scores.length).toBeGreaterThan(1);
+    for (const sc of scores) expect(sc).toMatch(/^-?\d+(\.\d{1,4})?$/);
+    // A model that never says <end>: every caption is exactly as long as allowed.
+    const endless = createApp({ bundleSource: () => memorySource(endlessFiles) });
+    const words = async (q: string) => {
+      const res = await endless.request(`/v1/captions${q}`, { method: 'POST', body: jpegOf(40, 40, 2), headers: { 'Content-Type': 'image/jpeg' } }, env);
+      return ((await res.json()) as any).alternatives.map((a: any) => a.caption.split(' ').length);
+    };
+    expect(await words('?beam=1&maxLength=2')).toEqual([2]);
+    expect(await words('?beam=3&alternatives=3&maxLength=5')).toEqual([5, 5, 5]);
+    expect(await words('?beam=1')).toEqual([7]); // the bundle's maxLength 8 tokens − <end>
+  });
+
+  it('accepts application/octet-stream when the bytes are an image; other methods get 405 with Allow', async () => {
+    const ok = await post(jpegOf(40, 40), 'application/octet-stream');
+    expect(ok.status).toBe(200);
+    expect(typeof ((await ok.json()) as any).caption).toBe('string');
+    await expectError(await post(new Uint8Array(80).fill(3), 'application/octet-stream'), 415, 'unsupported_media_type');
+    const get = await app.request('/v1/captions', {}, env);
+    expect(get.headers.get('Allow')).toBe('POST, OPTIONS');
+    await expectError(get, 405, 'method_not_allowed');
+    const postModel = await app.request('/v1/model', { method: 'POST' }, env);
+    expect(postModel.headers.get('Allow')).toBe('GET');
+    await expectError(postModel, 405, 'method_not_allowed');
   });
 
   it('answers bad input with JSON 4xx errors', async () => {

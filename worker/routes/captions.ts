@@ -1,13 +1,19 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { CaptionOptionError, resolveOptions, type CaptionOptions, type Captioner } from '../../shared/captioner';
 import { decodeImage } from '../../shared/image/decode';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from '../../shared/image/types';
 import { readBodyLimited } from '../body';
-import { ApiError } from '../errors';
+import { ApiError, errorResponse } from '../errors';
 import { parseCaptionParams } from '../params';
 import type { AppEnv } from '../app';
 
 const ACCEPTED_TYPES: readonly string[] = ACCEPTED_IMAGE_TYPES;
+
+/** One photo of a multipart request that could not be captioned; the others still are. */
+export interface CaptionError {
+  file: string | null;
+  error: { code: string; message: string };
+}
 
 export interface CaptionResponse {
   caption: string;
@@ -17,11 +23,19 @@ export interface CaptionResponse {
   timings: { decodeMs: number; preprocessMs: number; encoderMs: number; decoderMs: number; totalMs: number };
 }
 
-const round = (x: number) => Math.round(x * 100) / 100;
+/** Rounded once, so JSON prints the short decimal (-1.2022, not -1.2021700000000002). */
+const roundTo = (x: number, digits: number) => Number(x.toFixed(digits));
+const ms = (x: number) => roundTo(x, 2);
 const now = () => performance.now();
 
+interface Upload {
+  bytes: Uint8Array;
+  /** The multipart file name; null for a raw body. */
+  name: string | null;
+}
+
 /** The uploaded images: a raw image body, or multipart/form-data with one or more `image` fields. */
-async function uploadedImages(req: Request, maxBytes: number, maxImages: number): Promise<Uint8Array[]> {
+async function uploadedImages(req: Request, maxBytes: number, maxImages: number): Promise<{ multipart: boolean; uploads: Upload[] }> {
   const type = (req.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (!type) {
     throw new ApiError(415, 'unsupported_media_type', `missing Content-Type; send ${ACCEPTED_TYPES.join(' or ')} as the body, or multipart/form-data with 'image' fields`);
@@ -37,17 +51,18 @@ async function uploadedImages(req: Request, maxBytes: number, maxImages: number)
     const files = form.getAll('image') as unknown as (File | string)[];
     if (files.length === 0) throw new ApiError(400, 'bad_request', "multipart body has no 'image' field");
     if (files.length > maxImages) throw new ApiError(413, 'payload_too_large', `at most ${maxImages} images per request, got ${files.length}`);
-    const out: Uint8Array[] = [];
+    const out: Upload[] = [];
     for (const f of files) {
       if (typeof f === 'string') throw new ApiError(400, 'bad_request', "each 'image' field must be a file upload");
-      out.push(new Uint8Array(await f.arrayBuffer()));
+      out.push({ bytes: new Uint8Array(await f.arrayBuffer()), name: f.name || null });
     }
-    return out;
+    return { multipart: true, uploads: out };
   }
-  if (!ACCEPTED_TYPES.includes(type)) {
-    throw new ApiError(415, 'unsupported_media_type', `Content-Type '${type}' is not accepted; use ${ACCEPTED_TYPES.join(', ')} or multipart/form-data`);
+  // octet-stream: the bytes are sniffed anyway, so a client that cannot name the type is served.
+  if (!ACCEPTED_TYPES.includes(type) && type !== 'application/octet-stream') {
+    throw new ApiError(415, 'unsupported_media_type', `Content-Type '${type}' is not accepted; use ${ACCEPTED_TYPES.join(', ')}, application/octet-stream or multipart/form-data`);
   }
-  return [body];
+  return { multipart: false, uploads: [{ bytes: body, name: null }] };
 }
 
 function decode(bytes: Uint8Array, limits: { maxPixels: number }): RgbImage {
@@ -67,49 +82,69 @@ function captionOne(captioner: Captioner, image: RgbImage, decodeMs: number, opt
   const m = captioner.manifest;
   return {
     caption: r.caption,
-    score: round(r.score * 1000) / 1000,
-    alternatives: r.alternatives.map((a) => ({ caption: a.caption, score: Math.round(a.score * 1e5) / 1e5 })),
+    score: roundTo(r.score, 4),
+    alternatives: r.alternatives.map((a) => ({ caption: a.caption, score: roundTo(a.score, 4) })),
     model: { id: m.id, version: m.version },
     timings: {
-      decodeMs: round(decodeMs),
-      preprocessMs: round(r.timings.preprocessMs),
-      encoderMs: round(r.timings.encoderMs),
-      decoderMs: round(r.timings.decoderMs),
-      totalMs: round(decodeMs + t2 - t1),
+      decodeMs: ms(decodeMs),
+      preprocessMs: ms(r.timings.preprocessMs),
+      encoderMs: ms(r.timings.encoderMs),
+      decoderMs: ms(r.timings.decoderMs),
+      totalMs: ms(decodeMs + t2 - t1),
     },
   };
 }
 
 function serverTiming(results: CaptionResponse[]): string {
-  const sum = (k: keyof CaptionResponse['timings']) => round(results.reduce((a, r) => a + r.timings[k], 0));
+  const sum = (k: keyof CaptionResponse['timings']) => ms(results.reduce((a, r) => a + r.timings[k], 0));
   return (['decodeMs', 'preprocessMs', 'encoderMs', 'decoderMs', 'totalMs'] as const)
     .map((k) => `${k.replace('Ms', '')};dur=${sum(k)}`)
     .join(', ');
 }
 
-export const captionsRoute = new Hono<AppEnv>().post('/', async (c) => {
-  const cfg = c.get('config');
-  const options = parseCaptionParams(c.req.query());
-  // Input errors (4xx) come before the model is touched: bad uploads never wait for a load.
-  const uploads = await uploadedImages(c.req.raw, cfg.maxBodyBytes, cfg.maxImages);
-  let captioner: Captioner | null = null;
-  const results: CaptionResponse[] = [];
-  // One image at a time, so only one decoded photo is held in memory.
-  for (const bytes of uploads) {
-    const t0 = now();
-    const image = decode(bytes, { maxPixels: cfg.maxPixels });
-    const decodeMs = now() - t0;
-    if (!captioner) {
-      captioner = await c.get('models').get();
+export const captionsRoute = new Hono<AppEnv>()
+  .post('/', async (c) => {
+    const cfg = c.get('config');
+    const options = parseCaptionParams(c.req.query());
+    // Input errors (4xx) come before the model is touched: bad uploads never wait for a load.
+    const { multipart, uploads } = await uploadedImages(c.req.raw, cfg.maxBodyBytes, cfg.maxImages);
+    let captioner: Captioner | null = null;
+    const results: (CaptionResponse | CaptionError)[] = [];
+    let firstError: ApiError | null = null;
+    // One image at a time, so only one decoded photo is held in memory.
+    for (const { bytes, name } of uploads) {
       try {
-        resolveOptions(options, captioner.manifest.decoder.maxLength - 1);
+        const t0 = now();
+        const image = decode(bytes, { maxPixels: cfg.maxPixels });
+        const decodeMs = now() - t0;
+        if (!captioner) {
+          captioner = await c.get('models').get();
+          try {
+            resolveOptions(options, captioner.manifest.decoder.maxLength - 1);
+          } catch (e) {
+            if (e instanceof CaptionOptionError) throw new ApiError(400, 'invalid_parameter', e.message);
+            throw e;
+          }
+        }
+        results.push(captionOne(captioner, image, decodeMs, options));
       } catch (e) {
-        if (e instanceof CaptionOptionError) throw new ApiError(400, 'invalid_parameter', e.message);
-        throw e;
+        // A photo's own problem (undecodable, too large) fails that photo only; anything else fails the request.
+        const own = e instanceof ApiError && (e.code === 'undecodable_image' || e.code === 'unsupported_media_type' || e.code === 'image_too_large' || (e.code === 'bad_request' && bytes.byteLength === 0));
+        if (!multipart || !own) throw e;
+        firstError ??= e;
+        results.push({ file: name, error: { code: e.code, message: e.message } });
       }
     }
-    results.push(captionOne(captioner, image, decodeMs, options));
-  }
-  c.header('Server-Timing', serverTiming(results));
-  return c.json(results.length === 1 ? results[0] : results);
-});
+    const captioned = results.filter((r): r is CaptionResponse => 'caption' in r);
+    if (captioned.length) c.header('Server-Timing', serverTiming(captioned));
+    if (!multipart) return c.json(captioned[0]);
+    // Multipart always answers an array, one entry per file; 200 when any photo was captioned.
+    return c.json(results, captioned.length ? 200 : (firstError?.status ?? 400));
+  })
+  .on(['GET', 'PUT', 'PATCH', 'DELETE'], '/', (c) => methodNotAllowed(c, 'POST, OPTIONS'));
+
+/** 405 with the `Allow` header the RFC requires. */
+export function methodNotAllowed(c: Context, allow: string): Response {
+  c.header('Allow', allow);
+  return errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed here; use ${allow}`);
+}

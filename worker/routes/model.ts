@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../app';
+import { methodNotAllowed } from './captions';
 
 /** The model card: what the manifest says about the served model, plus what this isolate measured. */
 export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
@@ -20,4 +21,5 @@ export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
     limits: m.limits ?? [],
     loadMs: models.loadMs,
   });
-});
+})
+  .on(['POST', 'PUT', 'PATCH', 'DELETE'], '/', (c) => methodNotAllowed(c, 'GET'));
