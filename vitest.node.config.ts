@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'shared/**/*.test.ts', 'offline/**/*.test.ts'],
-    exclude: ['test/worker/**', 'test/browser/**', 'node_modules/**'],
+    exclude: ['test/worker/**', 'test/browser/**', 'test/http/**', 'node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Two cores: more forks than that only thrash.

@@ -5,6 +5,13 @@ import { ApiError } from './errors';
  * first, but the bytes are counted while reading as well: a chunked body declares no length, and
  * a wrong declaration must not get past the limit.
  */
+/**
+ * An over-limit body is read on (and discarded) up to this many further bytes before the 413: a
+ * body cancelled half-read leaves the connection unusable under `wrangler dev`, and the client's
+ * next request on it failed with 503 "Your worker restarted mid-request". Beyond this, cancel.
+ */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new ApiError(413, 'payload_too_large', `request body is larger than the limit of ${maxBytes} bytes`);
   const declared = req.headers.get('content-length');
@@ -25,7 +32,7 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
+      await drain(reader, MAX_DRAIN_BYTES);
       throw tooLarge();
     }
     chunks.push(value);
@@ -38,4 +45,20 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
     o += c.byteLength;
   }
   return out;
+}
+
+/** Reads and drops up to `limit` bytes until the stream ends; cancels it if there is more. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<void> {
+  let dropped = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      dropped += value.byteLength;
+      if (dropped > limit) break;
+    }
+  } catch {
+    return; // the client went away: nothing left to drain
+  }
+  await reader.cancel().catch(() => {});
 }
