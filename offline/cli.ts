@@ -1,5 +1,8 @@
 #!/usr/bin/env -S npx tsx
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Normalization } from '../shared/bundle/manifest';
 import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { QUANTIZATIONS, type Quantization } from '../shared/bundle/manifest';
 import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, DEFAULT_SCST_CONFIG, type DecoderTrainConfig, type DistillConfig, type ScstConfig } from './config';
@@ -23,13 +26,20 @@ const quantizationList = (v: string): Quantization[] =>
     return q as Quantization;
   });
 const normalizations = { unit: UNIT_RANGE_NORMALIZATION, caffe: CAFFE_NORMALIZATION };
-type EncoderFlags = { encoder: string; layer?: string; normalization: keyof typeof normalizations };
+const NORMALIZATION_MODES = ['auto', ...Object.keys(normalizations)];
+/** 'auto': the model's own normalization.json (written by import-tflite) when there is one, else unit. */
+function normalizationFor(mode: string, modelPath: string): Normalization {
+  if (mode !== 'auto') return normalizations[mode as keyof typeof normalizations];
+  const own = join(dirname(modelPath), 'normalization.json');
+  return existsSync(own) ? (JSON.parse(readFileSync(own, 'utf8')) as Normalization) : UNIT_RANGE_NORMALIZATION;
+}
+type EncoderFlags = { encoder: string; layer?: string; normalization: string };
 
 const encoderOptions = (cmd: Command) =>
   cmd
     .option('--encoder <model.json>', 'tfjs-layers model used as the image encoder (env TEACHER_MODEL)', paths.teacherModel)
     .option('--layer <name>', 'layer whose output is the feature (default: the model output)', 'global_average_pooling2d_1')
-    .addOption(new Option('--normalization <mode>', 'pixel normalisation the encoder expects').choices(Object.keys(normalizations)).default('unit'))
+    .addOption(new Option('--normalization <mode>', "pixel normalisation the encoder expects ('auto': the model's normalization.json, else unit)").choices(NORMALIZATION_MODES).default('auto'))
     .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir);
 
 const program = new Command()
@@ -41,7 +51,7 @@ encoderOptions(program.command('features').description('precompute encoder featu
   .option('--batch-size <n>', 'images per encoder batch', int, 16)
   .action(async (flags: EncoderFlags & { cache: string; batchSize: number }) => {
     const { featuresCommand } = await import('./commands/features');
-    await featuresCommand({ dataPath: program.opts().data, encoderModel: flags.encoder, encoderLayer: flags.layer, normalization: normalizations[flags.normalization], cacheDir: flags.cache, batchSize: flags.batchSize });
+    await featuresCommand({ dataPath: program.opts().data, encoderModel: flags.encoder, encoderLayer: flags.layer, normalization: normalizationFor(flags.normalization, flags.encoder), cacheDir: flags.cache, batchSize: flags.batchSize });
   });
 
 const d = DEFAULT_DECODER_CONFIG;
@@ -87,7 +97,7 @@ encoderOptions(program.command('train').description('train the caption decoder (
       glovePath: f.glove === false ? null : f.glove,
       encoderModel: f.encoder,
       encoderLayer: f.layer,
-      normalization: normalizations[f.normalization as keyof typeof normalizations],
+      normalization: normalizationFor(f.normalization, f.encoder),
       cacheDir: f.cache,
       runsDir: paths.runsDir,
       runDir: f.run,
@@ -106,7 +116,7 @@ program
   .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model or runs/<decoder run>/bundle-none')
   .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
   .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
-  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(Object.keys(normalizations)))
+  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--run <dir>', 'run folder (an existing one resumes)')
   .option('--epochs <n>', 'epochs', int, sc.epochs)
@@ -141,7 +151,7 @@ program
       from: f.from,
       encoderModel: f.encoder,
       encoderLayer: f.layer,
-      normalization: f.normalization ? normalizations[f.normalization as keyof typeof normalizations] : undefined,
+      normalization: f.normalization ? normalizationFor(f.normalization, f.encoder ?? '') : undefined,
       cacheDir: f.cache,
       runsDir: paths.runsDir,
       runDir: f.run,
@@ -187,13 +197,23 @@ program
     await importKerasCommand({ h5Path: f.h5, outDir: f.out, output: f.output, inputSize: f.inputSize });
   });
 
+program
+  .command('import-tflite')
+  .description('convert a TFLite image model (uint8/int8 or float) into a float tfjs-layers model.json for --encoder / --teacher')
+  .requiredOption('--tflite <file>', 'TFLite flatbuffer, e.g. ../shared/data/teachers/mobilenet_edgetpu_224_1.0_uint8.tflite')
+  .requiredOption('--out <dir>', 'destination folder (model.json, weights, normalization.json, layers.json), replaced atomically')
+  .action(async (f) => {
+    const { importTfliteCommand } = await import('./commands/import-tflite');
+    await importTfliteCommand({ tflitePath: f.tflite, outDir: f.out });
+  });
+
 const dc = DEFAULT_DISTILL_CONFIG;
 program
   .command('distill')
   .description('distil a compact VGG16 from a teacher CNN on the train split (+ unsplit photos), with checkpoints and resume')
   .option('--teacher <model.json>', 'teacher tfjs-layers model (env TEACHER_MODEL)', paths.teacherModel)
   .option('--teacher-layer <name>', 'teacher layer whose output the student learns', 'global_average_pooling2d_1')
-  .addOption(new Option('--teacher-normalization <mode>', 'pixel normalisation the teacher expects').choices(Object.keys(normalizations)).default('unit'))
+  .addOption(new Option('--teacher-normalization <mode>', "pixel normalisation the teacher expects ('auto': its normalization.json, else unit)").choices(NORMALIZATION_MODES).default('auto'))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--run <dir>', 'run folder (an existing one resumes)')
   .option('--width <x>', 'width multiplier on VGG16 channels', num, dc.widthMultiplier)
@@ -216,7 +236,7 @@ program
       dataPath: program.opts().data,
       teacherModel: f.teacher,
       teacherLayer: f.teacherLayer,
-      teacherNormalization: normalizations[f.teacherNormalization as keyof typeof normalizations],
+      teacherNormalization: normalizationFor(f.teacherNormalization, f.teacher),
       cacheDir: f.cache,
       runsDir: paths.runsDir,
       runDir: f.run,
