@@ -3,13 +3,14 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { BundleSource } from '../shared/bundle/source';
+import { accessControl, corsFromEnv, type AccessBindings } from './access';
 import { assetsSource } from './assets-source';
 import { ApiError, errorResponse } from './errors';
 import { ModelStore } from './model-store';
 import { captionsRoute } from './routes/captions';
 import { modelRoute } from './routes/model';
 
-export interface Bindings {
+export interface Bindings extends AccessBindings {
   ASSETS: Fetcher;
   MAX_BODY_BYTES?: string;
   MAX_IMAGES?: string;
@@ -25,7 +26,7 @@ export interface ServiceConfig {
   maxPixels: number;
 }
 
-export type AppEnv = { Bindings: Bindings; Variables: { config: ServiceConfig; models: ModelStore } };
+export type AppEnv = { Bindings: Bindings; Variables: { config: ServiceConfig; models: ModelStore; client: string } };
 
 export interface AppOptions {
   /** Where the bundle comes from; default: the ASSETS binding's /model/ folder. */
@@ -64,8 +65,9 @@ export function createApp(options: AppOptions = {}) {
     c.set('config', configFrom(c.env ?? {}));
     await next();
   });
-  app.use('/v1/*', cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], exposeHeaders: ['Server-Timing'], maxAge: 86400 }));
+  app.use('/v1/*', corsFromEnv({ allowMethods: ['GET', 'POST', 'OPTIONS'], exposeHeaders: ['Server-Timing', 'Retry-After'] }));
   app.use('/healthz', cors({ origin: '*' }));
+  app.use('/v1/captions', accessControl());
 
   const routes = app
     .route('/v1/captions', captionsRoute)

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'model_unavailable'
   | 'not_found'
   | 'method_not_allowed'
+  | 'unauthorized'
+  | 'rate_limited'
   | 'internal_error';
 
 /** A request failure with its HTTP status; rendered as `{ error: { code, message } }`. */

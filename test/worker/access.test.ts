@@ -1,0 +1,87 @@
+import { env } from 'cloudflare:test';
+import jpeg from 'jpeg-js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { memorySource } from '../../shared/bundle/source';
+import { timingSafeEqual } from '../../worker/access';
+import { createApp } from '../../worker/app';
+import { initWasmBackend } from '../../worker/tfjs-wasm-backend';
+import { tinyBundle } from '../helpers/tiny-bundle';
+
+let app: ReturnType<typeof createApp>;
+const photo = new Uint8Array(jpeg.encode({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 4).fill(120) }, 90).data);
+const post = (e: object, headers: Record<string, string> = {}) =>
+  app.request('/v1/captions', { method: 'POST', body: photo, headers: { 'Content-Type': 'image/jpeg', ...headers } }, { ...env, ...e });
+
+beforeAll(async () => {
+  await initWasmBackend();
+  const files = await tinyBundle({ quantization: 'uint8' });
+  app = createApp({ bundleSource: () => memorySource(files) });
+});
+
+describe('access control (all off by default)', () => {
+  it('open without API_KEYS; with them, a valid Bearer key is needed (401 JSON otherwise, the key never echoed)', async () => {
+    expect((await post({})).status).toBe(200);
+    const keys = { API_KEYS: 'k-alpha-123, k-beta-456' };
+    const none = await post(keys);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('WWW-Authenticate')).toMatch(/^Bearer/);
+    expect(((await none.json()) as any).error).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/Authorization: Bearer/) });
+    const wrong = await post(keys, { Authorization: 'Bearer k-alpha-124' });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).not.toContain('k-alpha');
+    expect((await post(keys, { Authorization: 'Bearer k-beta-456' })).status).toBe(200);
+    expect((await post(keys, { Authorization: 'bearer k-alpha-123' })).status).toBe(200);
+    // The model card stays public.
+    expect((await app.request('/v1/model', {}, { ...env, ...keys })).status).toBe(200);
+  });
+
+  it('RATE_LIMIT=on: a client over its limit gets 429 JSON with Retry-After; each client counts alone', async () => {
+    let calls = 0;
+    const seen: string[] = [];
+    // A stand-in for Cloudflare's binding: 2 requests per key.
+    const counts = new Map<string, number>();
+    const RATE_LIMITER = {
+      async limit({ key }: { key: string }) {
+        calls++;
+        seen.push(key);
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        return { success: counts.get(key)! <= 2 };
+      },
+    };
+    const e = { RATE_LIMIT: 'on', RATE_LIMITER, API_KEYS: 'one-key,two-key' };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await post(e, { Authorization: 'Bearer one-key' })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    const limited = await post(e, { Authorization: 'Bearer one-key' });
+    expect(limited.headers.get('Retry-After')).toBe('60');
+    expect(((await limited.json()) as any).error.code).toBe('rate_limited');
+    expect((await post(e, { Authorization: 'Bearer two-key' })).status).toBe(200);
+    expect(new Set(seen).size).toBe(2);
+    for (const k of seen) expect(k).not.toContain('one-key');
+    // Without RATE_LIMIT=on the binding is not consulted.
+    const before = calls;
+    expect((await post({ RATE_LIMITER })).status).toBe(200);
+    expect(calls).toBe(before);
+    // The binding declared in wrangler.toml is there to turn on.
+    expect(typeof (env as { RATE_LIMITER?: { limit: unknown } }).RATE_LIMITER?.limit).toBe('function');
+  });
+
+  it('ALLOWED_ORIGINS: listed origins get CORS, others none; default any', async () => {
+    const e = { ALLOWED_ORIGINS: 'https://a.example, https://b.example' };
+    const ok = await post(e, { Origin: 'https://b.example' });
+    expect(ok.headers.get('Access-Control-Allow-Origin')).toBe('https://b.example');
+    const other = await post(e, { Origin: 'https://evil.example' });
+    expect(other.headers.get('Access-Control-Allow-Origin')).toBeNull();
+    const preflight = await app.request('/v1/captions', { method: 'OPTIONS', headers: { Origin: 'https://a.example', 'Access-Control-Request-Method': 'POST' } }, { ...env, ...e, API_KEYS: 'x' });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('Access-Control-Allow-Origin')).toBe('https://a.example');
+    expect((await post({}, { Origin: 'https://any.example' })).headers.get('Access-Control-Allow-Origin')).toBe('*');
+  });
+
+  it('compares keys in equal time over the longer length', () => {
+    expect(timingSafeEqual('abc', 'abc')).toBe(true);
+    expect(timingSafeEqual('abc', 'abd')).toBe(false);
+    expect(timingSafeEqual('abc', 'abcd')).toBe(false);
+    expect(timingSafeEqual('', '')).toBe(true);
+  });
+});
