@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { BundleSource } from '../shared/bundle/source';
 import { accessControl, corsFromEnv, type AccessBindings } from './access';
 import { assetsSource } from './assets-source';
+import { requestLog, type LogFields } from './request-log';
 import { ApiError, errorResponse } from './errors';
 import { ModelStore } from './model-store';
 import { captionsRoute } from './routes/captions';
@@ -26,7 +27,7 @@ export interface ServiceConfig {
   maxPixels: number;
 }
 
-export type AppEnv = { Bindings: Bindings; Variables: { config: ServiceConfig; models: ModelStore; client: string } };
+export type AppEnv = { Bindings: Bindings; Variables: { config: ServiceConfig; models: ModelStore; client: string; log: LogFields } };
 
 export interface AppOptions {
   /** Where the bundle comes from; default: the ASSETS binding's /model/ folder. */
@@ -59,6 +60,7 @@ function wasmMemoryBytes(): number | null {
 export function createApp(options: AppOptions = {}) {
   let models: ModelStore | null = null;
   const app = new Hono<AppEnv>();
+  app.use('*', requestLog());
   app.use('*', async (c, next) => {
     models ??= new ModelStore(() => (options.bundleSource ?? ((env: Bindings) => assetsSource(env.ASSETS)))(c.env));
     c.set('models', models);

@@ -85,3 +85,26 @@ describe('access control (all off by default)', () => {
     expect(timingSafeEqual('', '')).toBe(true);
   });
 });
+
+describe('request logs', () => {
+  it('one JSON line per request: route, status, bytes, time, image sizes, error code — no key, no image data', async () => {
+    const lines: string[] = [];
+    const original = console.log;
+    console.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
+    try {
+      await post({}, { 'Content-Length': String(photo.byteLength) });
+      await post({ API_KEYS: 'secret-key-1' }, { Authorization: 'Bearer wrong-key' });
+      await app.request('/v1/captions', { method: 'POST', body: new Uint8Array(10), headers: { 'Content-Type': 'image/jpeg' } }, env);
+    } finally {
+      console.log = original;
+    }
+    const logs = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'request');
+    expect(logs).toHaveLength(3);
+    expect(logs[0]).toMatchObject({ method: 'POST', path: '/v1/captions', status: 200, requestBytes: photo.byteLength, images: 1, imageSizes: ['32x32'] });
+    expect(logs[0].ms).toBeGreaterThanOrEqual(0);
+    expect(logs[1]).toMatchObject({ status: 401, error: 'unauthorized' });
+    expect(logs[2]).toMatchObject({ status: 415, error: 'unsupported_media_type' });
+    const all = lines.join('\n');
+    for (const secret of ['secret-key-1', 'wrong-key', 'Bearer']) expect(all).not.toContain(secret);
+  });
+});

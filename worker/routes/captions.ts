@@ -117,6 +117,8 @@ export const captionsRoute = new Hono<AppEnv>()
         const t0 = now();
         const image = decode(bytes, { maxPixels: cfg.maxPixels });
         const decodeMs = now() - t0;
+        const log = c.get('log');
+        if (log) (log.imageSizes ??= []).push(`${image.width}x${image.height}`);
         if (!captioner) {
           captioner = await c.get('models').get();
           try {
@@ -136,6 +138,8 @@ export const captionsRoute = new Hono<AppEnv>()
       }
     }
     const captioned = results.filter((r): r is CaptionResponse => 'caption' in r);
+    const log = c.get('log');
+    if (log) log.images = uploads.length;
     if (captioned.length) c.header('Server-Timing', serverTiming(captioned));
     if (!multipart) return c.json(captioned[0]);
     // Multipart always answers an array, one entry per file; 200 when any photo was captioned.
