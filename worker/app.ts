@@ -16,6 +16,8 @@ export interface Bindings extends AccessBindings {
   MAX_BODY_BYTES?: string;
   MAX_IMAGES?: string;
   MAX_PIXELS?: string;
+  /** Seconds a caption response stays in the Cache API; 0 turns the cache off. Default one day. */
+  CACHE_TTL_SECONDS?: string;
 }
 
 export interface ServiceConfig {
@@ -25,6 +27,8 @@ export interface ServiceConfig {
   maxImages: number;
   /** Largest decoded image, in pixels (width × height). */
   maxPixels: number;
+  /** Response cache lifetime in seconds (0 = off). */
+  cacheTtlSeconds: number;
 }
 
 export type AppEnv = { Bindings: Bindings; Variables: { config: ServiceConfig; models: ModelStore; client: string; log: LogFields } };
@@ -41,6 +45,7 @@ export function configFrom(env: Bindings): ServiceConfig {
     maxBodyBytes: intVar(env.MAX_BODY_BYTES, 10 * 1024 * 1024),
     maxImages: intVar(env.MAX_IMAGES, 8),
     maxPixels: intVar(env.MAX_PIXELS, 24_000_000),
+    cacheTtlSeconds: intVar(env.CACHE_TTL_SECONDS, 86_400),
   };
 }
 

@@ -15,6 +15,23 @@ export class ModelStore {
 
   constructor(private readonly source: () => BundleSource) {}
 
+  private manifestHash: Promise<string> | null = null;
+
+  /**
+   * A short hash of the bundle's manifest.json, read once per isolate without loading the model:
+   * what the response cache keys on, so a cache hit in a cold isolate costs no model load.
+   */
+  modelKey(): Promise<string> {
+    this.manifestHash ??= this.source()
+      .read('manifest.json')
+      .then(async (bytes) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].slice(0, 8).map((b) => b.toString(16).padStart(2, '0')).join(''))
+      .catch((e: unknown) => {
+        this.manifestHash = null;
+        throw e;
+      });
+    return this.manifestHash;
+  }
+
   get current(): Captioner | null {
     return this.loaded;
   }

@@ -5,6 +5,8 @@ export interface LogFields {
   images?: number;
   /** Decoded size of each image, "w×h". */
   imageSizes?: string[];
+  /** Response cache outcome. */
+  cache?: 'hit' | 'miss';
 }
 
 /**

@@ -21,9 +21,12 @@ export interface HostileCase {
   /** Query string including the leading '?'. */
   query?: string;
   headers?: Record<string, string>;
-  expect: '4xx' | '2xx-or-4xx';
+  /** 'per-file-error': a multipart batch answered 200 where exactly the `badParts` entries carry their own error. */
+  expect: '4xx' | '2xx-or-4xx' | 'per-file-error';
   /** The exact status when the API contract fixes it (README: 400 / 413 / 415). */
   status?: number;
+  /** For 'per-file-error': the indexes of the parts that must get an error entry. */
+  badParts?: number[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,8 +530,8 @@ export async function hostileInputs(opts: HostileOptions = {}): Promise<HostileC
   add({ name: "multipart 'image' field as text", body: multipart('tx', [{ data: 'not a file' }]), contentType: 'multipart/form-data; boundary=tx', expect: '4xx', status: 400 });
   add({ name: "multipart without an 'image' field", body: multipart('nf', [{ name: 'photo', filename: 'a.jpg', type: 'image/jpeg', data: J }]), contentType: 'multipart/form-data; boundary=nf', expect: '4xx', status: 400 });
   add({ name: 'multipart with an empty image file', body: multipart('ef', [{ filename: 'a.jpg', type: 'image/jpeg', data: new Uint8Array(0) }]), contentType: 'multipart/form-data; boundary=ef', expect: '4xx', status: 400 });
-  add({ name: 'multipart: good JPEG + GIF', body: multipart('mix', [{ filename: 'a.jpg', type: 'image/jpeg', data: J }, { filename: 'b.gif', type: 'image/gif', data: GIF }]), contentType: 'multipart/form-data; boundary=mix', expect: '4xx', status: 415 });
-  add({ name: 'multipart: good PNG + truncated JPEG', body: multipart('mix2', [{ filename: 'a.png', type: 'image/png', data: P }, { filename: 'b.jpg', type: 'image/jpeg', data: J.subarray(0, 300) }]), contentType: 'multipart/form-data; boundary=mix2', expect: '4xx', status: 415 });
+  add({ name: 'multipart: good JPEG + GIF', body: multipart('mix', [{ filename: 'a.jpg', type: 'image/jpeg', data: J }, { filename: 'b.gif', type: 'image/gif', data: GIF }]), contentType: 'multipart/form-data; boundary=mix', expect: 'per-file-error', badParts: [1] });
+  add({ name: 'multipart: good PNG + truncated JPEG', body: multipart('mix2', [{ filename: 'a.png', type: 'image/png', data: P }, { filename: 'b.jpg', type: 'image/jpeg', data: J.subarray(0, 300) }]), contentType: 'multipart/form-data; boundary=mix2', expect: 'per-file-error', badParts: [1] });
   add({ name: 'multipart declared, raw JPEG sent', body: J, contentType: 'multipart/form-data; boundary=abc', expect: '4xx', status: 400 });
 
   // --- wrong or missing content type

@@ -8,6 +8,7 @@ import { initWasmBackend } from '../../worker/tfjs-wasm-backend';
 import { tinyBundle } from '../helpers/tiny-bundle';
 
 let app: ReturnType<typeof createApp>;
+let otherModel: Map<string, Uint8Array>;
 const photo = new Uint8Array(jpeg.encode({ width: 32, height: 32, data: new Uint8Array(32 * 32 * 4).fill(120) }, 90).data);
 const post = (e: object, headers: Record<string, string> = {}) =>
   app.request('/v1/captions', { method: 'POST', body: photo, headers: { 'Content-Type': 'image/jpeg', ...headers } }, { ...env, ...e });
@@ -16,6 +17,7 @@ beforeAll(async () => {
   await initWasmBackend();
   const files = await tinyBundle({ quantization: 'uint8' });
   app = createApp({ bundleSource: () => memorySource(files) });
+  otherModel = await tinyBundle({ quantization: 'uint8', seed: 9 });
 });
 
 describe('access control (all off by default)', () => {
@@ -92,19 +94,64 @@ describe('request logs', () => {
     const original = console.log;
     console.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
     try {
-      await post({}, { 'Content-Length': String(photo.byteLength) });
+      await post({ CACHE_TTL_SECONDS: '0' }, { 'Content-Length': String(photo.byteLength) });
+      await post({}); // stored by the first tests: a cache hit
       await post({ API_KEYS: 'secret-key-1' }, { Authorization: 'Bearer wrong-key' });
       await app.request('/v1/captions', { method: 'POST', body: new Uint8Array(10), headers: { 'Content-Type': 'image/jpeg' } }, env);
     } finally {
       console.log = original;
     }
     const logs = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'request');
-    expect(logs).toHaveLength(3);
+    expect(logs).toHaveLength(4);
     expect(logs[0]).toMatchObject({ method: 'POST', path: '/v1/captions', status: 200, requestBytes: photo.byteLength, images: 1, imageSizes: ['32x32'] });
     expect(logs[0].ms).toBeGreaterThanOrEqual(0);
-    expect(logs[1]).toMatchObject({ status: 401, error: 'unauthorized' });
-    expect(logs[2]).toMatchObject({ status: 415, error: 'unsupported_media_type' });
+    expect(logs[1]).toMatchObject({ status: 200, cache: 'hit' });
+    expect(logs[2]).toMatchObject({ status: 401, error: 'unauthorized' });
+    expect(logs[3]).toMatchObject({ status: 415, error: 'unsupported_media_type' });
     const all = lines.join('\n');
     for (const secret of ['secret-key-1', 'wrong-key', 'Bearer']) expect(all).not.toContain(secret);
+  });
+});
+
+describe('response cache', () => {
+  const jpegBytes = (seed: number) => new Uint8Array(jpeg.encode({ width: 40, height: 40, data: new Uint8Array(40 * 40 * 4).map((_, i) => (i * seed) % 256) }, 90).data);
+  const send = (a: ReturnType<typeof createApp>, bytes: Uint8Array, query = '', e: object = {}) =>
+    a.request(`/v1/captions${query}`, { method: 'POST', body: bytes, headers: { 'Content-Type': 'image/jpeg' } }, { ...env, ...e });
+
+  it('the same photo and options: a hit with the stored JSON; other options, another photo or another model: a miss', async () => {
+    const img = jpegBytes(7);
+    const first = await send(app, img, '?beam=2');
+    expect(first.headers.get('Cache-Status')).toBe('edge-captioner; fwd=uri-miss; stored');
+    const body = await first.text();
+    const again = await send(app, img, '?beam=2');
+    expect(again.status).toBe(200);
+    expect(again.headers.get('Cache-Status')).toBe('edge-captioner; hit');
+    expect(again.headers.get('Content-Type')).toMatch(/application\/json/);
+    expect(again.headers.get('Server-Timing')).toMatch(/^cache;dur=[\d.]+$/);
+    expect(await again.text()).toBe(body);
+    expect((await send(app, img, '?beam=3')).headers.get('Cache-Status')).toMatch(/miss/);
+    expect((await send(app, jpegBytes(11), '?beam=2')).headers.get('Cache-Status')).toMatch(/miss/);
+    // A retrained model (another manifest) never serves the old captions.
+    const other = createApp({ bundleSource: () => memorySource(otherModel) });
+    expect((await send(other, img, '?beam=2')).headers.get('Cache-Status')).toMatch(/miss/);
+    // CACHE_TTL_SECONDS=0: no cache at all.
+    const off = await send(app, img, '?beam=2', { CACHE_TTL_SECONDS: '0' });
+    expect(off.headers.get('Cache-Status')).toBeNull();
+    expect(off.status).toBe(200);
+  });
+
+  it('a failing cache never fails the request', async () => {
+    const store = caches.default;
+    const { match, put } = store;
+    store.match = () => Promise.reject(new Error('cache down'));
+    store.put = () => Promise.reject(new Error('cache down'));
+    try {
+      const res = await send(app, jpegBytes(13));
+      expect(res.status).toBe(200);
+      expect(typeof ((await res.json()) as any).caption).toBe('string');
+    } finally {
+      store.match = match;
+      store.put = put;
+    }
   });
 });

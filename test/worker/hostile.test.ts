@@ -82,7 +82,9 @@ async function run(c: HostileCase): Promise<Outcome> {
   }
   if (status >= 400) {
     tally['4xx']++;
-    const e = json?.error;
+    // A multipart batch where every file failed answers the per-file array (each with its error).
+    const perFile = Array.isArray(json) && json.length > 0 && (c.contentType ?? '').startsWith('multipart/form-data');
+    const e = perFile ? json[0]?.error : json?.error;
     if (!(typeof e?.code === 'string' && e.code.length > 0 && typeof e.message === 'string' && e.message.length > 5)) {
       return { status, problem: `4xx without a JSON {error:{code,message}} body: ${text.slice(0, 200)}` };
     }
@@ -93,6 +95,13 @@ async function run(c: HostileCase): Promise<Outcome> {
   if (status >= 200 && status < 300) {
     tally['2xx']++;
     if (c.expect === '4xx') return { status, problem: `expected a 4xx, got ${status}: ${text.slice(0, 200)}` };
+    if (c.expect === 'per-file-error') {
+      const entries = Array.isArray(json) ? (json as { caption?: string; error?: { code?: string } }[]) : [];
+      const bad = entries.flatMap((e, i) => (e.error?.code ? [i] : []));
+      const good = entries.every((e, i) => bad.includes(i) || typeof e.caption === 'string');
+      if (JSON.stringify(bad) !== JSON.stringify(c.badParts) || !good) return { status, problem: `expected errors for parts ${JSON.stringify(c.badParts)} and captions for the rest: ${text.slice(0, 200)}` };
+      return { status, problem: null };
+    }
     const results = Array.isArray(json) ? json : [json];
     if (!results.every((r) => typeof r?.caption === 'string')) return { status, problem: `2xx without captions: ${text.slice(0, 200)}` };
     return { status, problem: null };

@@ -3,6 +3,7 @@ import { CaptionOptionError, resolveOptions, type CaptionOptions, type Captioner
 import { decodeImage } from '../../shared/image/decode';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from '../../shared/image/types';
 import { readBodyLimited } from '../body';
+import { captionCache } from '../response-cache';
 import { ApiError, errorResponse } from '../errors';
 import { parseCaptionParams } from '../params';
 import type { AppEnv } from '../app';
@@ -108,6 +109,17 @@ export const captionsRoute = new Hono<AppEnv>()
     const options = parseCaptionParams(c.req.query());
     // Input errors (4xx) come before the model is touched: bad uploads never wait for a load.
     const { multipart, uploads } = await uploadedImages(c.req.raw, cfg.maxBodyBytes, cfg.maxImages);
+    // One photo, same bytes, options and model as before: the stored answer (RFC 9211 Cache-Status).
+    const tCache = now();
+    const cache = multipart ? null : await c.get('models').modelKey().then((key) => captionCache(uploads[0].bytes, options, key, cfg.cacheTtlSeconds), () => null);
+    const cached = await cache?.get();
+    const log = c.get('log');
+    if (log && cache) log.cache = cached !== undefined ? 'hit' : 'miss';
+    if (cached !== undefined) {
+      c.header('Cache-Status', 'edge-captioner; hit');
+      c.header('Server-Timing', `cache;dur=${ms(now() - tCache)}`);
+      return c.body(cached, 200, { 'Content-Type': 'application/json' });
+    }
     let captioner: Captioner | null = null;
     const results: (CaptionResponse | CaptionError)[] = [];
     let firstError: ApiError | null = null;
@@ -117,7 +129,6 @@ export const captionsRoute = new Hono<AppEnv>()
         const t0 = now();
         const image = decode(bytes, { maxPixels: cfg.maxPixels });
         const decodeMs = now() - t0;
-        const log = c.get('log');
         if (log) (log.imageSizes ??= []).push(`${image.width}x${image.height}`);
         if (!captioner) {
           captioner = await c.get('models').get();
@@ -138,10 +149,21 @@ export const captionsRoute = new Hono<AppEnv>()
       }
     }
     const captioned = results.filter((r): r is CaptionResponse => 'caption' in r);
-    const log = c.get('log');
     if (log) log.images = uploads.length;
     if (captioned.length) c.header('Server-Timing', serverTiming(captioned));
-    if (!multipart) return c.json(captioned[0]);
+    if (!multipart) {
+      const json = JSON.stringify(captioned[0]);
+      if (cache) {
+        c.header('Cache-Status', 'edge-captioner; fwd=uri-miss; stored');
+        const put = cache.put(json);
+        try {
+          c.executionCtx.waitUntil(put); // stored after the answer is sent
+        } catch {
+          await put; // no ExecutionContext (tests, app.request): store before answering
+        }
+      }
+      return c.json(captioned[0]);
+    }
     // Multipart always answers an array, one entry per file; 200 when any photo was captioned.
     return c.json(results, captioned.length ? 200 : (firstError?.status ?? 400));
   })
