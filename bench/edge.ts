@@ -44,7 +44,8 @@ if (!existsSync(join(assetsDir, 'model', 'manifest.json'))) {
 }
 
 const images: Record<string, Uint8Array> = { '224x224': photoJpeg(224, 224), '640x480': photoJpeg(640, 480), '4032x3024': photoJpeg(4032, 3024) };
-const server = await startWranglerDev({ assetsDir });
+// The response cache off: every request must run the model.
+const server = await startWranglerDev({ assetsDir, vars: { CACHE_TTL_SECONDS: '0' } });
 const post = async (img: Uint8Array, q: string) => {
   const t0 = performance.now();
   const r = await fetch(`${server.url}/v1/captions?${q}`, { method: 'POST', body: img as unknown as BodyInit, headers: { 'Content-Type': 'image/jpeg' } });

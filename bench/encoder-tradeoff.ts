@@ -51,7 +51,7 @@ for (const width of args.widths!.split(',').map(Number)) {
       mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
       writeFileSync(join(assets, 'model', p), b);
     }
-    const server = await startWranglerDev({ assetsDir: assets });
+    const server = await startWranglerDev({ assetsDir: assets, vars: { CACHE_TTL_SECONDS: '0' } });
     try {
       const enc: number[] = [];
       for (let i = 0; i < 3 + Number(args.runs); i++) {

@@ -188,7 +188,8 @@ const samplePoints = [...new Set([1, mid, REQUESTS, ...Array.from({ length: Math
 
 // At log level 'log' wrangler says when it reloads the worker (its file watcher sees an edit in the
 // tree): a fresh isolate would reset the tensor count and the wasm heap and void the memory checks.
-const server = await startWranglerDev({ logLevel: 'log' });
+// The response cache off: repeated good photos must run the model, not the cache.
+const server = await startWranglerDev({ logLevel: 'log', vars: { CACHE_TTL_SECONDS: '0' } });
 const reloads = () => (server.output().match(/Reloading local server|Detected changes, restarted server/g) ?? []).length;
 const stopOnSignal = () => void server.stop().then(() => process.exit(130));
 process.once('SIGINT', stopOnSignal);

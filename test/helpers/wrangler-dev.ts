@@ -22,11 +22,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `wrangler dev` (workerd) on 127.0.0.1, optionally serving another assets folder. */
-export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug' } = {}): Promise<DevServer> {
+export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug'; vars?: Record<string, string> } = {}): Promise<DevServer> {
   const port = await freePort();
   const root = resolve(import.meta.dirname, '..', '..');
   const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--log-level', opts.logLevel ?? 'warn'];
   if (opts.assetsDir) args.push('--assets', opts.assetsDir);
+  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('--var', `${k}:${v}`);
   const t0 = Date.now();
   const child: ChildProcess = spawn('npx', args, {
     cwd: root,
