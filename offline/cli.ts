@@ -45,7 +45,9 @@ const encoderOptions = (cmd: Command) =>
 const program = new Command()
   .name('offline')
   .description('Offline pipeline: captioned images → cached CNN features → LSTM decoder → metrics → quantized bundle')
-  .option('--data <path>', 'Flickr8k folder or captions.csv (env FLICKR8K_DIR)', paths.dataDir);
+  .option('--data <path>', 'the captioned photos: a Flickr8k-layout folder, or your own folder with captions.csv (header image,caption; the photos beside it or in images/; split 85/15 train/dev by name hash unless Flickr_8k.trainImages.txt / devImages.txt are there) (env FLICKR8K_DIR)', paths.dataDir)
+  // Every command's --help lists --data too: it is where a user's own photos go.
+  .configureHelp({ showGlobalOptions: true });
 
 encoderOptions(program.command('features').description('precompute encoder features for the train and dev splits into the cache'))
   .option('--batch-size <n>', 'images per encoder batch', int, 16)

@@ -151,4 +151,32 @@ describe('offline pipeline end to end', () => {
     await trainCommand({ ...common, glovePath: null, runDir: fromBundle, config: { ...config, epochs: 1, learningRate: 1e-4 }, export: false, quantizations: [], evalImages: 0, initFrom: join(scstDir, 'bundle-uint8') });
     expect(readFileSync(join(fromBundle, 'vocab.json'), 'utf8')).toBe(readFileSync(join(runDir, 'vocab.json'), 'utf8'));
   });
+
+  it('own photos: a folder with captions.csv → a new decoder on the shipped-style bundle\'s encoder (--init-from the bundle) → a bundle that serves', async () => {
+    // The photos of the tiny Flickr set, described in a plain image,caption CSV instead.
+    const flickr = join(root, 'flickr-for-csv');
+    const { names, captionOf } = writeTinyFlickr(flickr);
+    const own = join(root, 'my-photos');
+    const { cpSync, writeFileSync } = await import('node:fs');
+    cpSync(join(flickr, 'images'), join(own, 'images'), { recursive: true });
+    writeFileSync(join(own, 'captions.csv'), ['image,caption', ...names.flatMap((n) => [`${n},"${captionOf.get(n)}"`, `${n},${captionOf.get(n)!.replace(/^a /, 'one ')}`])].join('\n'));
+    const ds = readDataset(own);
+    expect(ds.splits.train.length + ds.splits.dev.length).toBe(names.length);
+    expect(ds.splits.dev.length).toBeGreaterThan(0);
+
+    // A bundle to start from, as assets/model would be.
+    const base = join(root, 'run');
+    const bundle = join(base, 'bundle-uint8');
+    const m = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
+    const runDir = join(root, 'my-decoder');
+    await trainCommand({
+      dataPath: own, glovePath: null, encoderModel: join(bundle, m.encoder.modelPath), encoderLayer: '', normalization: m.encoder.normalization,
+      cacheDir: join(root, 'cache-own'), runsDir: join(root, 'runs'), runDir, config: { ...DEFAULT_DECODER_CONFIG, minWordCount: 1, maxLength: 8, embeddingSize: 16, units: 24, batchSize: 8, epochs: 2, learningRate: 1e-2 },
+      export: true, quantizations: ['uint8'], evalImages: 0, initFrom: bundle,
+    });
+    const served = await loadCaptioner(fileSource(join(runDir, 'bundle-uint8')));
+    expect(served.caption(decodeImage(new Uint8Array(readFileSync(join(own, 'images', names[0]))))).caption.length).toBeGreaterThan(0);
+    expect(served.manifest.training?.initFrom).toBe(bundle);
+    served.dispose();
+  });
 });
