@@ -9,6 +9,7 @@ import { requestLog, type LogFields } from './request-log';
 import { ApiError, errorResponse } from './errors';
 import { ModelStore } from './model-store';
 import { captionsRoute } from './routes/captions';
+import { OPENAPI } from './openapi';
 import { modelRoute } from './routes/model';
 
 export interface Bindings extends AccessBindings {
@@ -79,6 +80,7 @@ export function createApp(options: AppOptions = {}) {
   const routes = app
     .route('/v1/captions', captionsRoute)
     .route('/v1/model', modelRoute)
+    .get('/v1/openapi.json', (c) => c.json(OPENAPI))
     .get('/healthz', (c) => {
       const store = c.get('models');
       return c.json({
