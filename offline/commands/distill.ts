@@ -7,7 +7,6 @@ import type { RgbImage } from '../../shared/image/types';
 import { decoderWeights } from '../../shared/models/decoder-ops';
 import { compactVgg16Cost } from '../../shared/models/vgg16';
 import { normalizeCaption } from '../../shared/text/tokenizer';
-import { selectBackend } from '../backend';
 import type { DistillConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { distillStudent, studentConfig } from '../distill/train-student';
@@ -18,8 +17,7 @@ import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { scoreCaptions } from '../metrics';
 import { createProgress } from '../report/progress';
-import { createRunDir } from '../run-folder';
-import { registerWasmTrainingKernels } from '../wasm-kernels';
+import { openTrainingRun } from '../run-folder';
 
 export interface DistillCommandOptions {
   dataPath: string;
@@ -50,11 +48,7 @@ function decodeAll(dir: string, names: string[], label: string): RgbImage[] {
 
 /** `offline:distill`: a compact VGG16 student trained to reproduce the teacher's features. */
 export async function distillCommand(o: DistillCommandOptions): Promise<string> {
-  const backend = await selectBackend();
-  if (backend === 'wasm') registerWasmTrainingKernels();
-  const runDir = createRunDir(o.runsDir, 'distill', o.runDir);
-  log(`run folder: ${runDir}`);
-  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
+  const { backend, runDir } = await openTrainingRun('distill', o, log);
   const dataset = readDataset(o.dataPath);
   // Train split plus the photos in no split; dev only for measuring, test never.
   const trainNames = [...dataset.splits.train, ...dataset.splits.unsplit];

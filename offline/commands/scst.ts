@@ -3,17 +3,15 @@ import type { Normalization, Quantization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
 import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
-import { selectBackend } from '../backend';
 import type { ScstConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { loadFeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
 import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
-import { createRunDir } from '../run-folder';
+import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
 import { copyDecoderWeights } from '../train/train-decoder';
-import { registerWasmTrainingKernels } from '../wasm-kernels';
 import { exportScoredBundles, TRAINING_DATA } from './export-scored';
 
 export interface ScstCommandOptions {
@@ -37,11 +35,7 @@ const log = (l: string) => console.error(l);
 
 /** `offline:scst`: self-critical training of a bundle's decoder on CIDEr-D, then export and evaluation. */
 export async function scstCommand(o: ScstCommandOptions): Promise<string> {
-  const backend = await selectBackend();
-  if (backend === 'wasm') registerWasmTrainingKernels();
-  const runDir = createRunDir(o.runsDir, 'scst', o.runDir);
-  log(`run folder: ${runDir}`);
-  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
+  const { backend, runDir } = await openTrainingRun('scst', o, log);
 
   const bundle = await loadBundle(fileSource(o.from));
   const m = bundle.manifest;

@@ -2,17 +2,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Normalization } from '../../shared/bundle/manifest';
 import { Vocabulary } from '../../shared/text/vocabulary';
-import { selectBackend } from '../backend';
 import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { readGlove } from '../data/glove';
 import { loadFeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
 import { writeJsonAtomic } from '../fs-atomic';
-import { createRunDir } from '../run-folder';
+import { openTrainingRun } from '../run-folder';
 import { encodeExamples } from '../train/batches';
 import { trainDecoder } from '../train/train-decoder';
-import { registerWasmTrainingKernels } from '../wasm-kernels';
 import { exportScoredBundles, TRAINING_DATA } from './export-scored';
 
 export interface TrainCommandOptions {
@@ -38,12 +36,8 @@ const log = (l: string) => console.error(l);
 
 /** `offline:train`: every stage it needs — features (cached), vocabulary, GloVe, training, evaluation, export. */
 export async function trainCommand(o: TrainCommandOptions): Promise<string> {
-  const backend = await selectBackend();
-  if (backend === 'wasm') registerWasmTrainingKernels();
-  const runDir = createRunDir(o.runsDir, 'decoder', o.runDir);
-  log(`run folder: ${runDir}`);
+  const { backend, runDir } = await openTrainingRun('decoder', o, log);
   const cfg = o.config;
-  writeJsonAtomic(join(runDir, 'config.json'), { ...o, backend, startedAt: new Date().toISOString() });
 
   const dataset = readDataset(o.dataPath);
   const train = dataset.splits.train;

@@ -32,3 +32,13 @@ export async function lineChartSvg(spec: LineChartSpec): Promise<string> {
     view.finalize();
   }
 }
+
+/** Per-epoch dev scores (greedy CIDEr-D, BLEU-4, and BLEU-1 when recorded): one chart for every training stage. */
+export function devMetricsSvg(history: { epoch: number; dev: { ciderD: number; bleu4: number; bleu1?: number } }[]): Promise<string> {
+  const series = [
+    { name: 'CIDEr-D', points: history.map((h): [number, number] => [h.epoch, h.dev.ciderD]) },
+    { name: 'BLEU-4', points: history.map((h): [number, number] => [h.epoch, h.dev.bleu4]) },
+  ];
+  if (history.some((h) => h.dev.bleu1 !== undefined)) series.push({ name: 'BLEU-1', points: history.map((h): [number, number] => [h.epoch, h.dev.bleu1 ?? NaN]) });
+  return lineChartSvg({ title: 'Dev metrics (greedy)', xLabel: 'epoch', yLabel: 'score', series });
+}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Normalization } from '../../shared/bundle/manifest';
-import { readTflite, type TableReader, type TfliteModel, type TfliteOperator, type TfliteTensor } from './read';
+import { readTflite, type TfliteModel, type TfliteOperator, type TfliteTensor } from './read';
 
 /** What the import made: a float tfjs-layers model and how to feed it. */
 export interface ImportedTflite {

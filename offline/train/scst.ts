@@ -6,7 +6,7 @@ import { loadBest, runEpochs, type EpochState } from '../epochs';
 import { captionFeatureSet, selectRows, type FeatureSet } from '../evaluate/caption-features';
 import { CiderDScorer, scoreCaptions } from '../metrics';
 import { rng, shuffle } from '../random';
-import { lineChartSvg } from '../report/plot';
+import { devMetricsSvg, lineChartSvg } from '../report/plot';
 import { clipByGlobalNorm } from './loss';
 import { sampleCaptions, type SampledCaption } from './sample';
 
@@ -169,14 +169,6 @@ export function scstLoss(w: DecoderWeights, features: tf.Tensor2D, samples: Samp
 
 async function scstPlots(history: ScstEpoch[]): Promise<Record<string, string>> {
   const reward = await lineChartSvg({ title: 'SCST: mean CIDEr-D of sampled captions (train)', xLabel: 'epoch', yLabel: 'CIDEr-D', series: [{ name: 'samples', points: history.map((h) => [h.epoch, h.meanSampleReward]) }] });
-  const dev = await lineChartSvg({
-    title: 'Dev metrics (greedy)',
-    xLabel: 'epoch',
-    yLabel: 'score',
-    series: [
-      { name: 'CIDEr-D', points: history.map((h) => [h.epoch, h.dev.ciderD]) },
-      { name: 'BLEU-4', points: history.map((h) => [h.epoch, h.dev.bleu4]) },
-    ],
-  });
+  const dev = await devMetricsSvg(history);
   return { 'reward.svg': reward, 'dev-metrics.svg': dev };
 }

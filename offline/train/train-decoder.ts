@@ -10,7 +10,7 @@ import { scoreCaptions } from '../metrics';
 import { fileSource } from '../fs-source';
 import { loadBest, runEpochs, type EpochState } from '../epochs';
 import { rng } from '../random';
-import { lineChartSvg } from '../report/plot';
+import { devMetricsSvg, lineChartSvg } from '../report/plot';
 import { makeBatches, type Example } from './batches';
 import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
 
@@ -152,15 +152,6 @@ export async function copyDecoderWeights(dir: string, model: tf.LayersModel): Pr
 
 async function plots(history: EpochRecord[]): Promise<Record<string, string>> {
   const loss = await lineChartSvg({ title: 'Decoder training loss', xLabel: 'epoch', yLabel: 'cross-entropy', series: [{ name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) }] });
-  const dev = await lineChartSvg({
-    title: 'Dev metrics (greedy)',
-    xLabel: 'epoch',
-    yLabel: 'score',
-    series: [
-      { name: 'CIDEr-D', points: history.map((h) => [h.epoch, h.dev.ciderD]) },
-      { name: 'BLEU-4', points: history.map((h) => [h.epoch, h.dev.bleu4]) },
-      { name: 'BLEU-1', points: history.map((h) => [h.epoch, h.dev.bleu1]) },
-    ],
-  });
+  const dev = await devMetricsSvg(history);
   return { 'loss.svg': loss, 'dev-metrics.svg': dev };
 }

@@ -67,3 +67,22 @@ export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: n
   await stop();
   throw new Error(`wrangler dev did not answer within ${opts.timeoutMs ?? 90_000} ms:\n${log}`);
 }
+
+/**
+ * `wrangler dev` serving a tiny random-weight bundle (and `pageHtml` as the page), so tests over
+ * real HTTP need no trained model. The assets folder is removed on stop.
+ */
+export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<string, string> } = {}): Promise<DevServer> {
+  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { dirname, join } = await import('node:path');
+  const { tinyBundle } = await import('./tiny-bundle');
+  const assets = mkdtempSync(join(tmpdir(), 'tiny-worker-'));
+  for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
+    mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
+    writeFileSync(join(assets, 'model', p), b);
+  }
+  writeFileSync(join(assets, 'index.html'), opts.pageHtml ?? '<!doctype html><title>test</title>');
+  const server = await startWranglerDev({ assetsDir: assets, vars: opts.vars });
+  return { ...server, stop: async () => { await server.stop(); rmSync(assets, { recursive: true, force: true }); } };
+}

@@ -1,18 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyBundle } from '../helpers/tiny-bundle';
-import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
+import { startTinyWorker, type DevServer } from '../helpers/wrangler-dev';
 
 /**
  * Hostile uploads over real HTTP to `wrangler dev`, each followed at once by a good photo on the
  * same keep-alive connection: a worker left in a bad state (a restart, a broken connection) shows
  * up as the good photo's failure, which a test inside the worker pool cannot see.
  */
-const root = mkdtempSync(join(tmpdir(), 'http-hostile-'));
 let server: DevServer;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const photo = Buffer.from(jpeg.encode({ width: 64, height: 48, data: new Uint8Array(64 * 48 * 4).map((_, i) => (i * 37) % 256) }, 90).data);
@@ -56,19 +51,12 @@ function multipart(parts: number): { body: Buffer; type: string } {
 }
 
 beforeAll(async () => {
-  const assets = join(root, 'assets');
-  for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
-    mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
-    writeFileSync(join(assets, 'model', p), b);
-  }
-  writeFileSync(join(assets, 'index.html'), '<!doctype html><title>test</title>');
-  server = await startWranglerDev({ assetsDir: assets });
+  server = await startTinyWorker();
 }, 180_000);
 
 afterAll(async () => {
   agent.destroy();
   await server?.stop();
-  rmSync(root, { recursive: true, force: true });
 });
 
 describe('hostile upload, then a good photo, over real HTTP (wrangler dev)', () => {

@@ -1,32 +1,20 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyBundle } from '../helpers/tiny-bundle';
-import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
+import { startTinyWorker, type DevServer } from '../helpers/wrangler-dev';
 
 /** Real answers of a running worker (`wrangler dev`), each validated against GET /v1/openapi.json. */
-const root = mkdtempSync(join(tmpdir(), 'openapi-'));
 let server: DevServer;
 let spec: any;
 const photo = (seed: number) => new Uint8Array(jpeg.encode({ width: 48, height: 40, data: new Uint8Array(48 * 40 * 4).map((_, i) => (i * seed) % 256) }, 90).data);
 
 beforeAll(async () => {
-  const assets = join(root, 'assets');
-  for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
-    mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
-    writeFileSync(join(assets, 'model', p), b);
-  }
-  writeFileSync(join(assets, 'index.html'), '<!doctype html><title>test</title>');
-  server = await startWranglerDev({ assetsDir: assets });
+  server = await startTinyWorker();
   spec = await (await fetch(`${server.url}/v1/openapi.json`)).json();
 }, 180_000);
 
 afterAll(async () => {
   await server?.stop();
-  rmSync(root, { recursive: true, force: true });
 });
 
 /** The response schema the document gives for this path, method and status. */
