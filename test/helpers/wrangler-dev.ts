@@ -72,7 +72,7 @@ export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: n
  * `wrangler dev` serving a tiny random-weight bundle (and `pageHtml` as the page), so tests over
  * real HTTP need no trained model. The assets folder is removed on stop.
  */
-export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<string, string> } = {}): Promise<DevServer> {
+export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<string, string>; files?: Record<string, string | Uint8Array> } = {}): Promise<DevServer> {
   const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { dirname, join } = await import('node:path');
@@ -83,6 +83,7 @@ export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<s
     writeFileSync(join(assets, 'model', p), b);
   }
   writeFileSync(join(assets, 'index.html'), opts.pageHtml ?? '<!doctype html><title>test</title>');
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(assets, name), content);
   const server = await startWranglerDev({ assetsDir: assets, vars: opts.vars });
   return { ...server, stop: async () => { await server.stop(); rmSync(assets, { recursive: true, force: true }); } };
 }
