@@ -128,6 +128,7 @@ program
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, sc.lrDecay)
   .option('--patience <n>', 'early-stopping patience in epochs', int, sc.patience)
   .option('--checkpoint-every <n>', 'steps between mid-epoch checkpoints', int, sc.checkpointEvery)
+  .option('--xe-weight <x>', 'weight of a cross-entropy term on reference captions added to the SCST loss (0 = pure SCST)', num, sc.xeWeight)
   .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, sc.devEvalImages)
   .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
   .option('--seed <n>', 'random seed', int, sc.seed)
@@ -145,6 +146,7 @@ program
       lrDecay: f.lrDecay,
       patience: f.patience,
       checkpointEvery: f.checkpointEvery,
+      xeWeight: f.xeWeight,
       devEvalImages: f.devEvalImages,
       seed: f.seed,
     };

@@ -94,7 +94,7 @@ describe('self-critical training', () => {
     const runDir = join(root, 'toy');
     const run = () =>
       trainScst({
-        config: { ...DEFAULT_SCST_CONFIG, epochs: 20, batchImages: 3, samples: 8, learningRate: 0.01, lrDecay: 1, patience: 8, checkpointEvery: 1 },
+        config: { ...DEFAULT_SCST_CONFIG, epochs: 20, batchImages: 3, samples: 8, learningRate: 0.01, lrDecay: 1, patience: 8, checkpointEvery: 4 },
         runDir,
         vocab,
         maxLength: 8,
@@ -116,5 +116,33 @@ describe('self-critical training', () => {
     const again = await run();
     expect(again.state.history).toEqual(h);
     again.decoder.dispose();
+  });
+
+  it('with a cross-entropy term on the references, training runs and moves the model differently from pure SCST', async () => {
+    const names = ['p0', 'p1', 'p2'];
+    const refs = new Map(names.map((n, i) => [n, [['a dog runs', 'a cat sits', 'a man on the grass'][i]]]));
+    const matrix = Float32Array.from({ length: names.length * F }, (_, i) => Math.sin(i * 1.3));
+    const run = (xeWeight: number) =>
+      trainScst({
+        config: { ...DEFAULT_SCST_CONFIG, epochs: 1, batchImages: 3, samples: 2, learningRate: 0.02, checkpointEvery: 10, xeWeight },
+        runDir: join(root, `xe-${xeWeight}`),
+        vocab,
+        maxLength: 8,
+        features: { names, matrix, featureSize: F },
+        train: { names, references: refs },
+        dev: { names, references: refs },
+        initDecoder: async () => decoder(7),
+        log: () => {},
+      });
+    const pure = await run(0);
+    const mixed = await run(1);
+    const flat = (m: tf.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    const a = flat(pure.decoder);
+    const b = flat(mixed.decoder);
+    expect(a.length).toBe(b.length);
+    expect(a.some((v, i) => Math.abs(v - b[i]) > 1e-6)).toBe(true);
+    expect(b.every(Number.isFinite)).toBe(true);
+    pure.decoder.dispose();
+    mixed.decoder.dispose();
   });
 });

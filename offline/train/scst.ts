@@ -7,7 +7,7 @@ import { captionFeatureSet, selectRows, type FeatureSet } from '../evaluate/capt
 import { CiderDScorer, scoreCaptions } from '../metrics';
 import { rng, shuffle } from '../random';
 import { devMetricsSvg, lineChartSvg } from '../report/plot';
-import { clipByGlobalNorm } from './loss';
+import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
 import { sampleCaptions, type SampledCaption } from './sample';
 
 export interface ScstEpoch {
@@ -90,8 +90,17 @@ export async function trainScst(input: ScstInput): Promise<{ decoder: tf.LayersM
           const samples = sampleCaptions(weights, f, search, rng(cfg.seed * 1_000_003 + epoch * 10_007 + step));
           const rewards = samples.map((s, i) => scorer.score(names[Math.floor(i / cfg.samples)], vocab.decode(s.tokens)));
           const advantages = leaveOneOutAdvantages(rewards, cfg.samples);
+          const xe = cfg.xeWeight > 0 ? referenceBatch(names, input.train.references, vocab, input.maxLength, rng(cfg.seed * 31 + epoch * 10_007 + step)) : null;
           tf.tidy(() => {
-            const { grads } = tf.variableGrads(() => scstLoss(weights, f, samples, advantages, vocab.startId, vocab.endId), vars);
+            const loss = () => {
+              const rl = scstLoss(weights, f, samples, advantages, vocab.startId, vocab.endId);
+              if (!xe) return rl;
+              // One row per photo: every `samples`-th row of f.
+              const photos = tf.gather(f, tf.range(0, names.length * cfg.samples, cfg.samples, 'int32')) as tf.Tensor2D;
+              const logits = forwardSequence(weights, photos, tf.tensor2d(xe.inputs, [names.length, xe.steps], 'int32'));
+              return tf.add(rl, tf.mul(cfg.xeWeight, maskedCrossEntropy(logits, tf.tensor2d(xe.targets, [names.length, xe.steps], 'int32')))) as tf.Scalar;
+            };
+            const { grads } = tf.variableGrads(loss, vars);
             const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
             optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
           });
@@ -122,6 +131,24 @@ export async function trainScst(input: ScstInput): Promise<{ decoder: tf.LayersM
   } finally {
     featureMatrix.dispose();
   }
+}
+
+/** One reference caption per photo, drawn at random, as teacher-forcing inputs and targets. */
+function referenceBatch(names: string[], refs: Map<string, string[]>, vocab: Vocabulary, maxLength: number, random: () => number): { inputs: Int32Array; targets: Int32Array; steps: number } {
+  const ids = names.map((n) => {
+    const r = refs.get(n)!;
+    return vocab.encode(r[Math.floor(random() * r.length)], maxLength);
+  });
+  const steps = Math.max(...ids.map((x) => x.length)) - 1;
+  const inputs = new Int32Array(names.length * steps);
+  const targets = new Int32Array(names.length * steps);
+  ids.forEach((x, b) => {
+    for (let t = 0; t < x.length - 1; t++) {
+      inputs[b * steps + t] = x[t];
+      targets[b * steps + t] = x[t + 1];
+    }
+  });
+  return { inputs, targets, steps };
 }
 
 /** reward − mean reward of the same photo's other samples (groups of `k` adjacent entries). */
