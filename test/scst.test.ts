@@ -34,6 +34,23 @@ function logProbOf(w: DecoderWeights, f: tf.Tensor2D, tokens: number[]): number 
   });
 }
 
+/** trainScst on a toy set: every photo its own references, features from a sine pattern. */
+function toyRun(runDir: string, refs: Map<string, string[]>, config: Partial<typeof DEFAULT_SCST_CONFIG>, seed: number, featureFreq: number, amp = 1) {
+  const names = [...refs.keys()];
+  const matrix = Float32Array.from({ length: names.length * F }, (_, i) => Math.sin(i * featureFreq) * amp);
+  return trainScst({
+    config: { ...DEFAULT_SCST_CONFIG, ...config },
+    runDir,
+    vocab,
+    maxLength: 8,
+    features: { names, matrix, featureSize: F },
+    train: { names, references: refs },
+    dev: { names, references: refs },
+    initDecoder: async () => decoder(seed),
+    log: () => {},
+  });
+}
+
 describe('self-critical training', () => {
   it('baseline: each reward minus the mean of the same photo\'s other samples', () => {
     expect(Array.from(leaveOneOutAdvantages([1, 2, 3, 0, 0, 3], 3))).toEqual([1 - 2.5, 2 - 2, 3 - 1.5, 0 - 1.5, 0 - 1.5, 3 - 0]);
@@ -90,20 +107,8 @@ describe('self-critical training', () => {
     const names = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5'];
     const sentences = ['a dog runs on the grass', 'a cat sits on the mat', 'a man on the grass', 'a red ball on the mat', 'the dog sits', 'a man runs'];
     const refs = new Map(names.map((n, i) => [n, [sentences[i], sentences[i]]]));
-    const matrix = Float32Array.from({ length: names.length * F }, (_, i) => Math.sin(i * 1.7) * 2);
     const runDir = join(root, 'toy');
-    const run = () =>
-      trainScst({
-        config: { ...DEFAULT_SCST_CONFIG, epochs: 20, batchImages: 3, samples: 8, learningRate: 0.01, lrDecay: 1, patience: 8, checkpointEvery: 4 },
-        runDir,
-        vocab,
-        maxLength: 8,
-        features: { names, matrix, featureSize: F },
-        train: { names, references: refs },
-        dev: { names, references: refs },
-        initDecoder: async () => decoder(5),
-        log: () => {},
-      });
+    const run = () => toyRun(runDir, refs, { epochs: 20, batchImages: 3, samples: 8, learningRate: 0.01, lrDecay: 1, patience: 8, checkpointEvery: 4 }, 5, 1.7, 2);
     const r = await run();
     const h = r.state.history;
     expect(h).toHaveLength(20);
@@ -121,19 +126,7 @@ describe('self-critical training', () => {
   it('with a cross-entropy term on the references, training runs and moves the model differently from pure SCST', async () => {
     const names = ['p0', 'p1', 'p2'];
     const refs = new Map(names.map((n, i) => [n, [['a dog runs', 'a cat sits', 'a man on the grass'][i]]]));
-    const matrix = Float32Array.from({ length: names.length * F }, (_, i) => Math.sin(i * 1.3));
-    const run = (xeWeight: number) =>
-      trainScst({
-        config: { ...DEFAULT_SCST_CONFIG, epochs: 1, batchImages: 3, samples: 2, learningRate: 0.02, checkpointEvery: 10, xeWeight },
-        runDir: join(root, `xe-${xeWeight}`),
-        vocab,
-        maxLength: 8,
-        features: { names, matrix, featureSize: F },
-        train: { names, references: refs },
-        dev: { names, references: refs },
-        initDecoder: async () => decoder(7),
-        log: () => {},
-      });
+    const run = (xeWeight: number) => toyRun(join(root, `xe-${xeWeight}`), refs, { epochs: 1, batchImages: 3, samples: 2, learningRate: 0.02, checkpointEvery: 10, xeWeight }, 7, 1.3);
     const pure = await run(0);
     const mixed = await run(1);
     const flat = (m: tf.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));

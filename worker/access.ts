@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { errorResponse } from './errors';
+import { sha256Hex } from './sha256';
 
 /** Cloudflare's rate-limiting binding (`[[ratelimits]]` in wrangler.toml). */
 export interface RateLimiter {
@@ -61,7 +62,7 @@ export function accessControl(): MiddlewareHandler<{ Bindings: AccessBindings; V
         c.header('WWW-Authenticate', 'Bearer realm="captions"');
         return errorResponse(c, 401, 'unauthorized', m ? 'the API key is not valid' : "this API needs a key: send 'Authorization: Bearer <key>'");
       }
-      client = `key:${await shortHash(m![1])}`;
+      client = `key:${(await sha256Hex(m![1])).slice(0, 16)}`;
     }
     c.set('client', client);
     const limiter = c.env?.RATE_LIMITER;
@@ -74,9 +75,4 @@ export function accessControl(): MiddlewareHandler<{ Bindings: AccessBindings; V
     }
     return next();
   };
-}
-
-async function shortHash(s: string): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s)));
-  return [...d.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -1,17 +1,17 @@
 import { ApiError } from './errors';
 
 /**
- * Reads a request body, refusing more than `maxBytes`. The declared Content-Length is checked
- * first, but the bytes are counted while reading as well: a chunked body declares no length, and
- * a wrong declaration must not get past the limit.
- */
-/**
  * An over-limit body is read on (and discarded) up to this many further bytes before the 413: a
  * body cancelled half-read leaves the connection unusable under `wrangler dev`, and the client's
  * next request on it failed with 503 "Your worker restarted mid-request". Beyond this, cancel.
  */
 export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Reads a request body, refusing more than `maxBytes`. The declared Content-Length is checked
+ * first, but the bytes are counted while reading as well: a chunked body declares no length, and
+ * a wrong declaration must not get past the limit.
+ */
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new ApiError(413, 'payload_too_large', `request body is larger than the limit of ${maxBytes} bytes`);
   const declared = req.headers.get('content-length');

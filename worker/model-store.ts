@@ -1,6 +1,7 @@
 import { loadCaptioner, type Captioner } from '../shared/captioner';
 import type { BundleSource } from '../shared/bundle/source';
 import { ApiError } from './errors';
+import { sha256Hex } from './sha256';
 import { initWasmBackend } from './tfjs-wasm-backend';
 
 /**
@@ -24,7 +25,7 @@ export class ModelStore {
   modelKey(): Promise<string> {
     this.manifestHash ??= this.source()
       .read('manifest.json')
-      .then(async (bytes) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].slice(0, 8).map((b) => b.toString(16).padStart(2, '0')).join(''))
+      .then(async (bytes) => (await sha256Hex(bytes)).slice(0, 16))
       .catch((e: unknown) => {
         this.manifestHash = null;
         throw e;

@@ -1,4 +1,5 @@
 import type { CaptionOptions } from '../shared/captioner';
+import { sha256Hex } from './sha256';
 
 /**
  * Caption responses in the Workers Cache API, keyed by SHA-256 of the image bytes, the options and
@@ -8,13 +9,6 @@ import type { CaptionOptions } from '../shared/captioner';
 export interface CaptionCache {
   get(): Promise<string | undefined>;
   put(json: string): Promise<void>;
-}
-
-const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
-
-export async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
-  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
-  return hex(await crypto.subtle.digest('SHA-256', data));
 }
 
 /** The cache entry for one image + options + model, or null when there is no Cache API here. */

@@ -9,7 +9,7 @@ import type { CaptionDataset } from '../data/captions';
 import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
 import type { FeatureEncoder } from '../features/encoder';
-import { writeFileAtomic } from '../fs-atomic';
+import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { exportBundle } from './export-bundle';
 
 export const TRAINING_DATA = 'Flickr8k train split (6,000 photos, 30,000 captions); tuned on the dev split';
@@ -72,6 +72,17 @@ export async function exportScoredBundles(o: ExportScoredInput): Promise<Record<
     }
   }
   return evaluations;
+}
+
+/**
+ * The end of every training command: `summary.json` at once (so a failing export loses nothing),
+ * then, when asked, the scored bundles, recorded in the summary as `bundles`.
+ */
+export async function writeSummaryAndBundles(runDir: string, summary: Record<string, unknown>, exportInput: ExportScoredInput | false): Promise<void> {
+  writeJsonAtomic(join(runDir, 'summary.json'), summary);
+  if (!exportInput) return;
+  summary.bundles = await exportScoredBundles(exportInput);
+  writeJsonAtomic(join(runDir, 'summary.json'), summary);
 }
 
 /** Writes the measured dev metrics into the bundle's manifest (the model card serves them). */

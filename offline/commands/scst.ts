@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Normalization, Quantization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
 import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
@@ -7,12 +7,11 @@ import type { ScstConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { loadFeatureEncoder } from '../features/encoder';
 import { precomputeFeatures } from '../features/precompute';
-import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
-import { copyDecoderWeights } from '../train/train-decoder';
-import { exportScoredBundles, TRAINING_DATA } from './export-scored';
+import { copyLayerWeights } from '../train/train-decoder';
+import { TRAINING_DATA, writeSummaryAndBundles } from './export-scored';
 
 export interface ScstCommandOptions {
   dataPath: string;
@@ -39,8 +38,7 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
 
   const bundle = await loadBundle(fileSource(o.from));
   const m = bundle.manifest;
-  bundle.encoder.dispose();
-  bundle.decoder.dispose();
+  bundle.encoder.dispose(); // the features come from the cache, keyed by the encoder's files
   const vocab = bundle.vocabulary;
   const encoder = await loadFeatureEncoder({
     modelPath: o.encoderModel ?? join(o.from, m.encoder.modelPath),
@@ -69,11 +67,12 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
     dev: { names: devEval, references: refsOf(devEval) },
     async initDecoder() {
       const model = buildDecoder(decoderConfig, { seed: o.config.seed });
-      await copyDecoderWeights(dirname(join(o.from, m.decoder.modelPath)), model);
+      copyLayerWeights(bundle.decoder, model);
       return model;
     },
     log,
   });
+  bundle.decoder.dispose();
   const summary: Record<string, unknown> = {
     runDir,
     backend,
@@ -83,24 +82,20 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
     bestDevCiderDGreedy: result.state.bestScore,
     history: result.state.history,
   };
-  writeJsonAtomic(join(runDir, 'summary.json'), summary);
-  if (o.export) {
-    summary.bundles = await exportScoredBundles({
-      runDir,
-      dataset,
-      evalNames: dev.slice(0, o.evalImages || undefined),
-      quantizations: o.quantizations,
-      encoder,
-      decoder: result.decoder,
-      decoderConfig,
-      vocabulary: vocab,
-      id: `${m.id}-scst`,
-      description: `${m.description ?? m.id}; then self-critical training on CIDEr-D`,
-      training: { data: TRAINING_DATA, runDir, from: o.from, fromTraining: m.training ?? null, scst: { bestEpoch: result.state.bestEpoch, config: o.config } },
-      log,
-    });
-    writeJsonAtomic(join(runDir, 'summary.json'), summary);
-  }
+  await writeSummaryAndBundles(runDir, summary, o.export && {
+    runDir,
+    dataset,
+    evalNames: dev.slice(0, o.evalImages || undefined),
+    quantizations: o.quantizations,
+    encoder,
+    decoder: result.decoder,
+    decoderConfig,
+    vocabulary: vocab,
+    id: `${m.id}-scst`,
+    description: `${m.description ?? m.id}; then self-critical training on CIDEr-D`,
+    training: { data: TRAINING_DATA, runDir, from: o.from, fromTraining: m.training ?? null, scst: { bestEpoch: result.state.bestEpoch, config: o.config } },
+    log,
+  });
   encoder.dispose();
   log(`done: ${join(runDir, 'summary.json')}`);
   return runDir;

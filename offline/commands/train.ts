@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Normalization } from '../../shared/bundle/manifest';
+import { validateManifest, type Normalization } from '../../shared/bundle/manifest';
 import { Vocabulary } from '../../shared/text/vocabulary';
 import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
@@ -11,7 +11,7 @@ import { writeJsonAtomic } from '../fs-atomic';
 import { openTrainingRun } from '../run-folder';
 import { encodeExamples } from '../train/batches';
 import { trainDecoder } from '../train/train-decoder';
-import { exportScoredBundles, TRAINING_DATA } from './export-scored';
+import { TRAINING_DATA, writeSummaryAndBundles } from './export-scored';
 
 export interface TrainCommandOptions {
   dataPath: string;
@@ -51,7 +51,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   writeJsonAtomic(vocabPath, vocab.toJSON());
   log(`vocabulary: ${vocab.size} words (min count ${cfg.minWordCount}) from ${train.length} train images`);
 
-  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer || undefined, normalization: o.normalization });
+  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer, normalization: o.normalization });
   const feats = await precomputeFeatures({ dataset, names: [...train, ...dev], encoder, cacheDir: o.cacheDir });
   log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)`);
   const have = new Set(feats.names);
@@ -92,25 +92,20 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     medianEpochSeconds: median(epochSeconds),
     history: result.state.history,
   };
-  writeJsonAtomic(join(runDir, 'summary.json'), summary);
-
-  if (o.export) {
-    summary.bundles = await exportScoredBundles({
-      runDir,
-      dataset,
-      evalNames: dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined),
-      quantizations: o.quantizations,
-      encoder,
-      decoder: result.decoder,
-      decoderConfig: result.decoderConfig,
-      vocabulary: vocab,
-      id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}`,
-      description: `LSTM caption decoder trained on Flickr8k features of ${o.encoderModel}`,
-      training: { data: TRAINING_DATA, runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
-      log,
-    });
-    writeJsonAtomic(join(runDir, 'summary.json'), summary);
-  }
+  await writeSummaryAndBundles(runDir, summary, o.export && {
+    runDir,
+    dataset,
+    evalNames: dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined),
+    quantizations: o.quantizations,
+    encoder,
+    decoder: result.decoder,
+    decoderConfig: result.decoderConfig,
+    vocabulary: vocab,
+    id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}`,
+    description: `LSTM caption decoder trained on Flickr8k features of ${o.encoderModel}`,
+    training: { data: TRAINING_DATA, runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
+    log,
+  });
   log(`done: ${join(runDir, 'summary.json')}`);
   return runDir;
 }
@@ -122,8 +117,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
 export function initSource(path: string): { vocab: string; decoderDir: string } {
   const manifestPath = join(path, 'manifest.json');
   if (existsSync(manifestPath)) {
-    const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { decoder?: { modelPath?: string }; vocabulary?: { path?: string } };
-    if (!m.decoder?.modelPath || !m.vocabulary?.path) throw new Error(`${manifestPath} names no decoder or vocabulary`);
+    const m = validateManifest(JSON.parse(readFileSync(manifestPath, 'utf8')));
     return { vocab: join(path, m.vocabulary.path), decoderDir: dirname(join(path, m.decoder.modelPath)) };
   }
   if (existsSync(join(path, 'vocab.json')) && existsSync(join(path, 'best', 'model.json'))) return { vocab: join(path, 'vocab.json'), decoderDir: join(path, 'best') };

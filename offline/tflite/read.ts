@@ -79,28 +79,28 @@ export class TableReader {
   }
 
   int8(field: number, fallback = 0): number {
-    const o = this.at(field);
-    return o ? this.bb.readInt8(this.pos + o) : fallback;
+    return this.scalar(field, fallback, (p) => this.bb.readInt8(p));
   }
 
   uint8(field: number, fallback = 0): number {
-    const o = this.at(field);
-    return o ? this.bb.readUint8(this.pos + o) : fallback;
+    return this.scalar(field, fallback, (p) => this.bb.readUint8(p));
   }
 
   int32(field: number, fallback = 0): number {
-    const o = this.at(field);
-    return o ? this.bb.readInt32(this.pos + o) : fallback;
+    return this.scalar(field, fallback, (p) => this.bb.readInt32(p));
   }
 
   uint32(field: number, fallback = 0): number {
-    const o = this.at(field);
-    return o ? this.bb.readUint32(this.pos + o) : fallback;
+    return this.scalar(field, fallback, (p) => this.bb.readUint32(p));
   }
 
   float32(field: number, fallback = 0): number {
+    return this.scalar(field, fallback, (p) => this.bb.readFloat32(p));
+  }
+
+  private scalar(field: number, fallback: number, read: (pos: number) => number): number {
     const o = this.at(field);
-    return o ? this.bb.readFloat32(this.pos + o) : fallback;
+    return o ? read(this.pos + o) : fallback;
   }
 
   string(field: number): string {

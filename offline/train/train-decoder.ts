@@ -140,11 +140,16 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
   }
 }
 
-/** Copies a saved decoder's weights (a folder with model.json, quantized or not) into `model`, layer by layer. */
+/** Copies a decoder's weights into `model`, layer by layer (same layer names and sizes). */
+export function copyLayerWeights(from: tf.LayersModel, model: tf.LayersModel): void {
+  for (const layer of model.layers) if (layer.weights.length) layer.setWeights(from.getLayer(layer.name).getWeights());
+}
+
+/** Copies a saved decoder's weights (a folder with model.json, quantized or not) into `model`. */
 export async function copyDecoderWeights(dir: string, model: tf.LayersModel): Promise<void> {
   const init = await loadLayersModel(fileSource(dir), 'model.json');
   try {
-    for (const layer of model.layers) if (layer.weights.length) layer.setWeights(init.getLayer(layer.name).getWeights());
+    copyLayerWeights(init, model);
   } finally {
     init.dispose();
   }
