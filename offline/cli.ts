@@ -179,6 +179,18 @@ program
   });
 
 program
+  .command('calibrate')
+  .description("fit a bundle's caption confidence on the dev split (Spearman with per-image CIDEr-D, non-photo check) and write it into its manifest")
+  .requiredOption('--bundle <dir>', 'bundle folder (its manifest.json gains a `confidence` entry)')
+  .option('--train-images <n>', 'training photos for the image statistics (0 = all)', int, 0)
+  .option('--beam <n>', 'beam width of the dev captions (the API default)', int, 3)
+  .option('--run <dir>', 'run folder for summary.json')
+  .action(async (f) => {
+    const { calibrateCommand } = await import('./commands/calibrate');
+    await calibrateCommand({ dataPath: program.opts().data, bundleDir: f.bundle, runsDir: paths.runsDir, runDir: f.run, trainImages: f.trainImages, beam: f.beam });
+  });
+
+program
   .command('export')
   .description("re-export a bundle with another quantization, atomically (e.g. into assets/model)")
   .requiredOption('--bundle <dir>', 'source bundle (best: an unquantized one)')
@@ -222,6 +234,8 @@ program
   .option('--run <dir>', 'run folder (an existing one resumes)')
   .option('--width <x>', 'width multiplier on VGG16 channels', num, dc.widthMultiplier)
   .option('--input-size <n>', 'student input side (multiple of 32)', int, dc.inputSize)
+  .option('--head <n>', "channels of a 1×1 head convolution pooled over the last grid (0 = VGG16's max-pool head)", int, dc.headChannels)
+  .option('--init-student <model.json>', "start a fresh run from this student's layers that match by name and shape (e.g. assets/model/encoder/model.json)")
   .option('--epochs <n>', 'epochs', int, dc.epochs)
   .option('--batch-size <n>', 'views per step', int, dc.batchSize)
   .option('--lr <x>', 'peak Adam learning rate (cosine decay)', num, dc.learningRate)
@@ -235,7 +249,7 @@ program
   .option('--seed <n>', 'random seed', int, dc.seed)
   .action(async (f) => {
     const { distillCommand } = await import('./commands/distill');
-    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets, threads: f.threads };
+    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, headChannels: f.head, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets, threads: f.threads };
     await distillCommand({
       dataPath: program.opts().data,
       teacherModel: f.teacher,
@@ -246,6 +260,7 @@ program
       runDir: f.run,
       config,
       decoderBundle: f.decoderBundle,
+      initStudent: f.initStudent,
       maxSteps: f.maxSteps,
     });
   });

@@ -41,6 +41,8 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
 export interface DistillConfig {
   widthMultiplier: number;
   inputSize: number;
+  /** 1×1 head convolution's channels before pooling (0 = VGG16's own max-pool head); see CompactVgg16Config. */
+  headChannels: number;
   batchSize: number;
   epochs: number;
   learningRate: number;
@@ -70,6 +72,7 @@ export interface DistillConfig {
 export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   widthMultiplier: 0.25,
   inputSize: 112,
+  headChannels: 0,
   batchSize: 32,
   epochs: 8,
   learningRate: 2e-3,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BundleManifest } from './bundle/manifest';
+import { captionConfidence, imageStats, photoDistance } from './confidence';
 import { loadBundle } from './bundle/load';
 import type { BundleSource } from './bundle/source';
 import { beamSearch, greedyBatch, type Hypothesis } from './decoding/search';
@@ -24,6 +25,8 @@ export interface ScoredCaption {
   /** Length-normalised log-probability (mean per word); higher is better. */
   score: number;
   logProb: number;
+  /** In [0, 1]: how far the caption can be trusted (shared/confidence.ts); absent when the bundle is not calibrated. */
+  confidence?: number;
 }
 
 export interface CaptionResult extends ScoredCaption {
@@ -81,6 +84,7 @@ export function resolveOptions(opts: CaptionOptions, maxWords: number): Required
 export async function loadCaptioner(source: BundleSource, { warmup = true } = {}): Promise<Captioner> {
   const { manifest, encoder, decoder, vocabulary, bytes } = await loadBundle(source);
   const size = manifest.encoder.inputSize;
+  const calibration = manifest.confidence;
   const features = featureDecoder({ weights: decoderWeights(decoder), vocabulary, featureSize: manifest.encoder.featureSize, maxLength: manifest.decoder.maxLength });
 
   const encodeBatch = (inputs: Float32Array[]): Float32Array =>
@@ -101,11 +105,14 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       const t0 = now();
       const input = toEncoderInput(image, size, manifest.encoder.normalization);
       const t1 = now();
+      const distance = calibration ? photoDistance(imageStats(input, size, manifest.encoder.normalization), calibration.imageStats) : 0;
       const f = encodeBatch([input]);
       const t2 = now();
       const [r] = features.captionFeatures(f, options);
       const t3 = now();
-      return { ...r, timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
+      const rated = (c: ScoredCaption): ScoredCaption => (calibration ? { ...c, confidence: captionConfidence(calibration, c.score, c.caption, distance) } : c);
+      const alternatives = r.alternatives.map(rated);
+      return { ...alternatives[0], alternatives, timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
     },
     captionFeatures: (f, options) => features.captionFeatures(f, options),
     dispose() {

@@ -7,7 +7,7 @@ import { fileSource } from '../offline/fs-source';
 import { selectBackend } from '../offline/backend';
 import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, mirrored } from '../offline/distill/augment';
-import { distillStudent, meanCosine, studentFeatures } from '../offline/distill/train-student';
+import { copyMatchingLayers, distillStudent, meanCosine, studentFeatures } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
@@ -44,8 +44,8 @@ function photo(seed: number, size = 48): RgbImage {
 const lateLoss = (h: { loss: number }[]) => (h[h.length - 1].loss + h[h.length - 2].loss) / 2;
 
 describe('batch-norm folding', () => {
-  it('the folded plain VGG16 computes what the batch-normalised one does at inference', () => {
-    const cfg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 6, batchNorm: true };
+  it.each([0, 12])('the folded plain VGG16 (head %i) computes what the batch-normalised one does at inference', (headChannels) => {
+    const cfg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 6, batchNorm: true, headChannels };
     const bn = buildCompactVgg16(cfg);
     // Non-trivial statistics, as training would leave them.
     for (const l of bn.layers.filter((l) => l.name.endsWith('_bn'))) {
@@ -59,6 +59,25 @@ describe('batch-norm folding', () => {
     const b = plain.predict(x) as tf.Tensor;
     const scale = tf.max(tf.abs(a)).dataSync()[0];
     expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-4 * Math.max(1, scale));
+  });
+});
+
+describe('warm start', () => {
+  it('copies the layers that match by name and shapes and leaves the new head alone', () => {
+    const served = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 6 }, { seed: 1 });
+    const next = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 10, headChannels: 12 }, { seed: 2 });
+    const before = next.getLayer('head_conv').getWeights()[0].dataSync().slice();
+    const copied = copyMatchingLayers(served, next);
+    expect(copied).toHaveLength(13);
+    expect(copied).not.toContain('projection');
+    expect(next.getLayer('block5_conv3').getWeights()[0].dataSync()).toEqual(served.getLayer('block5_conv3').getWeights()[0].dataSync());
+    expect(next.getLayer('head_conv').getWeights()[0].dataSync()).toEqual(before);
+    // Same grid features up to the last block: the copied convolutions compute what they did.
+    const x = tf.randomUniform([1, 32, 32, 3], -1, 1);
+    const grid = (m: tf.LayersModel) => tf.model({ inputs: m.inputs, outputs: m.getLayer('block5_conv3').output as tf.SymbolicTensor }).predict(x) as tf.Tensor;
+    expect(tf.max(tf.abs(tf.sub(grid(served), grid(next)))).dataSync()[0]).toBe(0);
+    const other = buildCompactVgg16({ widthMultiplier: 1 / 4, inputSize: 32, featureSize: 6 });
+    expect(() => copyMatchingLayers(other, buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 7 }))).toThrow(/no layer/);
   });
 });
 

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import jpeg from 'jpeg-js';
 import { chooseJpegScale, decodeJpegScaled, type JpegScale } from '../shared/image/jpeg-scaled';
@@ -386,9 +387,73 @@ describe('decodeJpegScaled matches jpeg-js', () => {
   });
 });
 
+/** libjpeg-turbo's jpegtran rewrites a file's coefficients, losslessly, in another layout. */
+function jpegtran(bytes: Uint8Array, args: string[]): Uint8Array {
+  const r = spawnSync('jpegtran', args, { input: bytes, maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`jpegtran ${args.join(' ')}: ${r.stderr}`);
+  return new Uint8Array(r.stdout);
+}
+const HAS_JPEGTRAN = spawnSync('jpegtran', ['-copy', 'none'], { input: jpegJs(8, 8) }).status === 0;
+
+// Progressive files from an independent encoder (jpegtran's default script: DC first + refinement,
+// AC bands with successive approximation and EOB runs) hold the same coefficients as the baseline
+// file they come from, so every scale must decode to the very same pixels. .ci/run installs it.
+describe.skipIf(!HAS_JPEGTRAN)('progressive JPEG (SOF2) decodes exactly like its baseline original', () => {
+  const layouts: [string, Uint8Array][] = [
+    ['jpeg-js 4:4:4', jpegJs(101, 77, 75)],
+    ['4:2:0, odd size', encodeJpeg({ width: 100, height: 75, pixel: photo })],
+    ['4:2:2', encodeJpeg({ width: 90, height: 61, pixel: photo, sampling: [2, 1] })],
+    ['grayscale', encodeJpeg({ width: 57, height: 43, pixel: (x, y) => [photo(x, y)[0], photo(x, y)[0], photo(x, y)[0]], components: 1 })],
+  ];
+  it.each(layouts)('%s, with and without restart intervals', (_, baseline) => {
+    for (const args of [['-progressive'], ['-progressive', '-restart', '1'], ['-progressive', '-restart', '2B']]) {
+      const progressive = jpegtran(baseline, args);
+      expect(jpegSegments(progressive).some((s) => s.marker === 0xc2)).toBe(true);
+      let scans = 0;
+      for (let i = 0; i + 1 < progressive.length; i++) if (progressive[i] === 0xff && progressive[i + 1] === 0xda) scans++;
+      expect(scans).toBeGreaterThan(3);
+      for (const scale of [1, 2, 4, 8] as JpegScale[]) {
+        const a = decodeJpegScaled(baseline, scale)!;
+        const b = decodeJpegScaled(progressive, scale);
+        expect(b, `${args.join(' ')} 1/${scale}`).not.toBeNull();
+        expect([b!.width, b!.height]).toEqual([a.width, a.height]);
+        expect(Buffer.from(b!.data).equals(Buffer.from(a.data)), `${args.join(' ')} 1/${scale}`).toBe(true);
+      }
+    }
+  });
+
+  it('a coefficient store over the memory cap is image_too_large before it is allocated', () => {
+    const progressive = jpegtran(jpegJs(256, 256), ['-progressive']);
+    expect(decodeJpegScaled(progressive, 8, { maxProgressiveBytes: 1_000_000 })).not.toBeNull();
+    const e = errorOf(() => decodeJpegScaled(progressive, 8, { maxProgressiveBytes: 1000 }));
+    expect(e.code).toBe('image_too_large');
+    expect(e.message).toMatch(/progressive JPEG 256x256 needs .* coefficients/);
+  });
+
+  it('truncated and mutated progressive files decode, fall back or throw ImageInputError, and never hang', () => {
+    const good = jpegtran(encodeJpeg({ width: 64, height: 48, pixel: photo, restartInterval: 2 }), ['-progressive']);
+    const start = scanStart(good);
+    for (const cut of [start + 5, (start + good.length) >> 1, good.length - 40]) {
+      const e = errorOf(() => decodeJpegScaled(good.subarray(0, cut), 4));
+      expect(e.code).toBe('undecodable_image');
+    }
+    const r = rng(12);
+    const int = (k: number) => Math.floor(r() * k);
+    for (let i = 0; i < 200; i++) {
+      const b = good.slice();
+      for (let j = 0; j < 1 + int(6); j++) b[2 + int(b.length - 2)] ^= 1 << int(8);
+      try {
+        const img = decodeJpegScaled(b, ([1, 2, 4, 8] as JpegScale[])[i % 4]);
+        if (img) expect(img.data.length).toBe(img.width * img.height * 3);
+      } catch (e) {
+        expect(e, String(e)).toBeInstanceOf(ImageInputError);
+      }
+    }
+  });
+});
+
 describe('decodeJpegScaled: what it leaves to the fallback', () => {
-  it('returns null for progressive, Adobe/CMYK, 12-bit and 2-component files', () => {
-    expect(decodeJpegScaled(tinyJpeg({ width: 40, height: 24, components: 3, progressive: true }), 2)).toBeNull();
+  it('returns null for Adobe/CMYK, 12-bit and 2-component files', () => {
     expect(decodeJpegScaled(tinyJpeg({ width: 16, height: 16, components: 4, adobeTransform: 2 }), 2)).toBeNull();
     expect(decodeJpegScaled(tinyJpeg({ width: 16, height: 16, components: 4 }), 2)).toBeNull();
     expect(decodeJpegScaled(tinyJpeg({ width: 16, height: 16, components: 3, adobeTransform: 1 }), 2)).toBeNull();

@@ -7,7 +7,8 @@ import { quantizeWeights, toFloat16, UINT8_MIN_ELEMENTS } from '../shared/bundle
 import { memorySource } from '../shared/bundle/source';
 import { CaptionOptionError, loadCaptioner } from '../shared/captioner';
 import type { RgbImage } from '../shared/image/types';
-import { tinyBundle } from './helpers/tiny-bundle';
+import { tinyBundle, tinyConfidence } from './helpers/tiny-bundle';
+import { captionConfidence } from '../shared/confidence';
 import { writeBundle } from '../shared/bundle/write';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { buildDecoder } from '../shared/models/decoder';
@@ -169,3 +170,49 @@ describe('captioner', () => {
     c.dispose();
   });
 });
+
+describe('caption confidence', () => {
+  const blank: RgbImage = { width: 48, height: 48, data: new Uint8Array(48 * 48 * 3).fill(255) };
+  const smooth = (seed: number): RgbImage => {
+    const data = new Uint8Array(48 * 48 * 3);
+    for (let y = 0; y < 48; y++) for (let x = 0; x < 48; x++) for (let c = 0; c < 3; c++) data[(y * 48 + x) * 3 + c] = 128 + 60 * Math.sin((x + seed * 7) / (5 + c)) * Math.cos((y - seed) / 6);
+    return { width: 48, height: 48, data };
+  };
+
+  it('a calibrated bundle rates every caption in [0, 1]; an image unlike the calibration photos gets less', async () => {
+    const photos = [1, 2, 3, 4, 5].map(smooth);
+    const c = await loadCaptioner(memorySource(await tinyBundle({ confidence: tinyConfidence(photos) })));
+    for (const p of photos) {
+      const r = c.caption(p, { beam: 3, alternatives: 3 });
+      expect(r.confidence).toBe(0.5); // the neutral regression, inside the photos' range
+      for (const a of r.alternatives) expect(a.confidence).toBe(0.5);
+    }
+    const odd = c.caption(blank, { beam: 3, alternatives: 2 });
+    expect(odd.confidence).toBeGreaterThanOrEqual(0);
+    expect(odd.confidence).toBeLessThan(0.2);
+    expect(odd.alternatives.every((a) => a.confidence === odd.confidence)).toBe(true);
+    c.dispose();
+    const plain = await loadCaptioner(memorySource(await tinyBundle()));
+    expect(plain.caption(blank).confidence).toBeUndefined();
+    plain.dispose();
+  });
+
+  it('the regression follows the score: a better-scored caption is more trusted', () => {
+    const model = { ...tinyConfidence([1, 2, 3].map(smooth)), logistic: { center: [-1.2, 8, 1], scale: [0.2, 2, 1], weights: [1.5, 0, -0.5], bias: 0 } };
+    const lo = captionConfidence(model, -1.6, 'a dog runs', 0);
+    const hi = captionConfidence(model, -0.8, 'a dog runs', 0);
+    expect(hi).toBeGreaterThan(lo);
+    // Past the furthest calibration photo the regression is scaled down by (distance / limit)^4.
+    const gateOnly = { ...model, logistic: { ...model.logistic, weights: [1.5, 0, 0] } };
+    expect(captionConfidence(gateOnly, -1.6, 'a dog runs', model.imageStats.limit * 2)).toBeCloseTo(captionConfidence(gateOnly, -1.6, 'a dog runs', 0) / 16, 10);
+  });
+
+  it('a malformed confidence entry fails manifest validation with the field named', async () => {
+    const files = withManifest(await tinyBundle({ confidence: tinyConfidence([smooth(1), smooth(2)]) }), (m) => {
+      m.confidence.logistic.weights = [1, 2];
+      m.confidence.imageStats.limit = -1;
+    });
+    await expect(loadBundle(memorySource(files))).rejects.toThrow(/confidence.imageStats.limit must be a positive number; confidence.logistic must hold/);
+  });
+});
+

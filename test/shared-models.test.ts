@@ -25,6 +25,21 @@ describe('compact VGG16', () => {
     expect(compactVgg16Cost({ widthMultiplier: 0.25, inputSize: 64, featureSize: 40 }).params).toBe(m.countParams());
   });
 
+  it('a wide head: a 1×1 convolution on the last block\'s whole grid (no last max-pool), counted in the cost', () => {
+    const cfg = { widthMultiplier: 0.25, inputSize: 112, featureSize: 40, headChannels: 96 };
+    const m = buildCompactVgg16(cfg);
+    expect(m.layers.filter((l) => l.getClassName() === 'MaxPooling2D')).toHaveLength(4);
+    expect(m.getLayer('head_conv').outputShape).toEqual([null, 7, 7, 96]);
+    expect(m.getLayer('projection').getWeights()[0].shape).toEqual([96, 40]);
+    const cost = compactVgg16Cost(cfg);
+    expect(cost.params).toBe(m.countParams());
+    const plain = compactVgg16Cost({ ...cfg, headChannels: 0 });
+    // Head: 128·96 + 96 weights at 7×7; projection from 96 channels instead of 128.
+    expect(cost.params - plain.params).toBe(128 * 96 + 96 + (96 - 128) * 40);
+    expect(cost.flops - plain.flops).toBe(2 * 128 * 96 * 49 + 2 * (96 - 128) * 40);
+    expect(() => buildCompactVgg16({ ...cfg, headChannels: 1.5 })).toThrow(/headChannels/);
+  });
+
   it('counts full VGG16 like the literature (14.7 M conv params, 15.3 GFLOP at 224²)', () => {
     const c = compactVgg16Cost({ widthMultiplier: 1, inputSize: 224, featureSize: 0 });
     expect(c.params).toBe(14_714_688);

@@ -24,6 +24,12 @@ const error = {
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 const ms = { type: 'number', minimum: 0 } as const;
+const confidence = {
+  type: ['number', 'null'],
+  minimum: 0,
+  maximum: 1,
+  description: 'How far the caption can be trusted, in [0, 1]: the probability, fitted on Flickr8k dev photos, that it scores above the median caption there (4 decimals). Photos unlike the training photos (blank, screenshots) get less. null when the model is not calibrated.',
+} as const;
 
 export const OPENAPI = {
   openapi: '3.1.0',
@@ -101,15 +107,21 @@ export const OPENAPI = {
       },
       Caption: {
         type: 'object',
-        required: ['caption', 'score', 'alternatives', 'model', 'timings'],
+        required: ['caption', 'score', 'confidence', 'alternatives', 'model', 'timings'],
         additionalProperties: false,
         properties: {
           caption: { type: 'string', minLength: 1 },
           score: { type: 'number', maximum: 0, description: 'Mean log-probability per word (4 decimals).' },
+          confidence,
           alternatives: {
             type: 'array',
             minItems: 1,
-            items: { type: 'object', required: ['caption', 'score'], additionalProperties: false, properties: { caption: { type: 'string', minLength: 1 }, score: { type: 'number', maximum: 0 } } },
+            items: {
+              type: 'object',
+              required: ['caption', 'score', 'confidence'],
+              additionalProperties: false,
+              properties: { caption: { type: 'string', minLength: 1 }, score: { type: 'number', maximum: 0 }, confidence },
+            },
           },
           model: { type: 'object', required: ['id', 'version'], additionalProperties: false, properties: { id: { type: 'string' }, version: { type: 'string' } } },
           timings: {

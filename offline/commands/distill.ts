@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { loadLayersModel } from '../../shared/bundle/model-io';
 import type { Normalization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
 import { decodeImage } from '../../shared/image/decode';
@@ -30,6 +31,8 @@ export interface DistillCommandOptions {
   config: DistillConfig;
   /** A bundle whose decoder was trained on the teacher's features: dev CIDEr-D on student features each epoch. */
   decoderBundle?: string;
+  /** A student model.json (e.g. a bundle's encoder) whose matching layers start a fresh run. */
+  initStudent?: string;
   maxSteps?: number;
 }
 
@@ -90,6 +93,7 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
     await ensure();
     evaluateDev = async (f) => ((await ensure()) && cider ? { ciderD: cider(f), teacherCiderD: teacherCiderD! } : ({} as Record<string, number>));
   }
+  const warmStart = o.initStudent ? await loadLayersModel(fileSource(dirname(o.initStudent)), basename(o.initStudent)) : undefined;
   const { state } = await distillStudent({
     config: o.config,
     runDir,
@@ -99,12 +103,15 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
     dev: { images: dev, teacherFeatures: devTeacher.matrix },
     evaluateDev,
     maxSteps: o.maxSteps,
+    warmStart,
   });
+  warmStart?.dispose();
   const cost = compactVgg16Cost(studentConfig(o.config, teacher.featureSize));
   writeJsonAtomic(join(runDir, 'summary.json'), {
     runDir,
     backend,
     teacher: { model: o.teacherModel, layer: o.teacherLayer, id: teacher.id },
+    initStudent: o.initStudent ?? null,
     student: { ...studentConfig(o.config, teacher.featureSize), params: cost.params, flops: cost.flops },
     trainImages: train.length,
     devImages: dev.length,

@@ -98,6 +98,7 @@ function encoderSpec(e: FeatureEncoder): Omit<EncoderSpec, 'modelPath'> {
   const names = new Set(e.model.layers.map((l) => l.name));
   if (!names.has('block5_conv3') || !names.has('projection')) return { architecture: 'tfjs-layers', ...base };
   const widthMultiplier = (e.model.getLayer('block1_conv1').getConfig().filters as number) / 64;
-  const cost = compactVgg16Cost({ widthMultiplier, inputSize: e.inputSize, featureSize: e.featureSize });
-  return { architecture: 'compact-vgg16', ...base, widthMultiplier, params: cost.params, flops: cost.flops };
+  const headChannels = names.has('head_conv') ? (e.model.getLayer('head_conv').getConfig().filters as number) : 0;
+  const cost = compactVgg16Cost({ widthMultiplier, inputSize: e.inputSize, featureSize: e.featureSize, headChannels });
+  return { architecture: 'compact-vgg16', ...base, widthMultiplier, ...(headChannels ? { headChannels } : {}), params: cost.params, flops: cost.flops };
 }

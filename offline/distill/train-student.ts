@@ -52,13 +52,15 @@ export interface DistillInput {
   evaluateDev?: (studentFeatures: Float32Array) => Promise<Record<string, number>>;
   /** Stop after this many optimisation steps in this process (benchmarks). */
   maxSteps?: number;
+  /** A trained student whose layers of the same name and shapes start this run (a fresh run only). */
+  warmStart?: tf.LayersModel;
   log?: (line: string) => void;
 }
 
 export const STUDENT_NORMALIZATION: Normalization = { channelOrder: 'rgb', mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
 
 export function studentConfig(c: DistillConfig, featureSize: number): CompactVgg16Config {
-  return { widthMultiplier: c.widthMultiplier, inputSize: c.inputSize, featureSize, batchNorm: c.batchNorm };
+  return { widthMultiplier: c.widthMultiplier, inputSize: c.inputSize, featureSize, batchNorm: c.batchNorm, headChannels: c.headChannels };
 }
 
 /**
@@ -132,7 +134,9 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
     async init() {
       const cost = compactVgg16Cost(arch);
       log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
-      return buildCompactVgg16(arch, { seed: cfg.seed });
+      const student = buildCompactVgg16(arch, { seed: cfg.seed });
+      if (input.warmStart) log(`warm start: ${copyMatchingLayers(input.warmStart, student).join(', ')} copied`);
+      return student;
     },
     async prepare(student) {
       vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -198,6 +202,26 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
   model.dispose();
   const best = await loadLayersModel(fileSource(join(runDir, 'student')), 'model.json');
   return { student: best, state };
+}
+
+/**
+ * Copies each layer of `from` into the layer of the same name in `to` when all its weight shapes
+ * agree (e.g. a served, batch-norm-folded student's convolutions into a new student without batch
+ * norm but with a new head). Returns the names copied; none is an error: the warm start would be
+ * silently a cold one.
+ */
+export function copyMatchingLayers(from: tf.LayersModel, to: tf.LayersModel): string[] {
+  const copied: string[] = [];
+  for (const layer of to.layers) {
+    const src = from.layers.find((l) => l.name === layer.name);
+    const w = src?.getWeights() ?? [];
+    const mine = layer.getWeights();
+    if (w.length === 0 || w.length !== mine.length || w.some((t, i) => !tf.util.arraysEqual(t.shape, mine[i].shape))) continue;
+    layer.setWeights(w);
+    copied.push(layer.name);
+  }
+  if (copied.length === 0) throw new Error(`warm start: no layer of ${from.name} matches ${to.name} by name and shapes`);
+  return copied;
 }
 
 /**

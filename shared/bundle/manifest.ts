@@ -1,3 +1,4 @@
+import { confidenceModelProblems, type ConfidenceModel } from '../confidence';
 /**
  * The model bundle's manifest: the one contract between the offline pipeline and the worker.
  * A bundle is a folder: manifest.json, encoder/model.json + shards, decoder/model.json + shards,
@@ -27,6 +28,8 @@ export interface EncoderSpec {
   normalization: Normalization;
   featureSize: number;
   widthMultiplier?: number;
+  /** Channels of the 1×1 head convolution (compact VGG16 with a wide head); absent = VGG16's own head. */
+  headChannels?: number;
   params?: number;
   flops?: number;
 }
@@ -55,6 +58,8 @@ export interface BundleManifest {
   training?: Record<string, unknown>;
   /** Dev-split metrics, e.g. { greedy: { bleu4, ciderD }, beam3: {…} }. */
   metrics?: Record<string, unknown>;
+  /** Calibration of caption confidence (`offline:calibrate`); absent: captions carry none. */
+  confidence?: ConfidenceModel;
   limits?: string[];
 }
 
@@ -106,6 +111,7 @@ export function validateManifest(json: unknown): BundleManifest {
     [QUANTIZATIONS.includes(json.quantization as Quantization), `quantization must be one of ${QUANTIZATIONS.join(', ')}`],
   ];
   const problems = checks.filter(([ok]) => !ok).map(([, p]) => p);
+  if (json.confidence !== undefined) problems.push(...confidenceModelProblems(json.confidence));
   if (problems.length) throw new BundleError(`invalid manifest.json: ${problems.join('; ')}`);
   return json as unknown as BundleManifest;
 }

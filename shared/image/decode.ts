@@ -3,6 +3,7 @@ import { decode as decodePngRaw, type DecodedPng } from 'fast-png';
 import { Unzlib } from 'fflate';
 import { applyOrientation, readJpegOrientation } from './exif-orientation';
 import { chooseJpegScale, decodeJpegScaled, scaledSize } from './jpeg-scaled';
+import { decodePngScaled, type PngHeader } from './png-scaled';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from './types';
 
 export type ImageType = 'jpeg' | 'png';
@@ -15,9 +16,10 @@ export interface DecodeOptions {
   /** The client's Content-Type, only used to word errors: the bytes decide the format. */
   declaredType?: string;
   /**
-   * Shortest side the decoded image must keep (default 256). A baseline JPEG at least twice this
-   * size is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, the largest that keeps it; smaller
-   * images (e.g. 224² training photos) decode at full size as before.
+   * Shortest side the decoded image must keep (default 256). A JPEG at least twice this
+   * size is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, the largest that keeps it; a
+   * non-interlaced PNG that size is averaged over k×k boxes while it inflates (png-scaled.ts);
+   * smaller images (e.g. 224² training photos) decode at full size as before.
    */
   minSide?: number;
 }
@@ -27,7 +29,7 @@ export interface DecodeOptions {
  * Int32 DCT blocks, component planes and two RGB copies: ~13.5 bytes/pixel for 4:2:0 photos,
  * 21 (measured) for 4:4:4, so 96 MB admits ~7 MP / ~4.7 MP; bigger JPEGs get a 413 before the
  * decoder allocates instead of killing the isolate. The 24 MP cap bounds the rest (e.g. a small
- * PNG that inflates to a huge canvas) and is checked from the header first. Baseline JPEGs big
+ * PNG that inflates to a huge canvas) and is checked from the header first. JPEGs big
  * enough to decode at 1/2..1/8 scale (see `minSide`) skip jpeg-js: memory O(decoded size), so a
  * 12 MP phone photo decodes to 504×378 in a few MB; `maxPixels` then applies to the decoded size.
  */
@@ -66,6 +68,11 @@ export function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): RgbIma
   if (dims.width === 0 || dims.height === 0) throw new ImageInputError('undecodable_image', `${label} declares an empty image (${dims.width}x${dims.height})`);
   if (type === 'jpeg') return decodeJpegLimited(bytes, dims, opts.minSide ?? DEFAULT_MIN_SIDE, maxPixels, maxMemoryMB);
   if (dims.width * dims.height > maxPixels) throw tooLarge(dims, maxPixels);
+  const box = Math.floor(Math.min(dims.width, dims.height) / (opts.minSide ?? DEFAULT_MIN_SIDE));
+  if (box >= 2) {
+    const img = decodePngScaled(bytes, png!, box);
+    if (img) return img;
+  }
   return decodePng(bytes, png!, maxMemoryMB);
 }
 
@@ -77,9 +84,10 @@ function tooLarge(dims: { width: number; height: number }, maxPixels: number, ex
 }
 
 /**
- * Big baseline JPEGs decode at reduced scale (memory O(output), see jpeg-scaled.ts), held to
+ * Big baseline and progressive JPEGs decode at reduced scale (memory O(output) plus, for
+ * progressive ones, a few bytes per 8×8 block; see jpeg-scaled.ts), held to
  * `maxPixels` on the decoded size and to MAX_DECLARED_JPEG_PIXELS on the declared one. Everything
- * else (small images, progressive, CMYK...) goes to jpeg-js, held to `maxPixels` as declared and to
+ * else (small images, CMYK...) goes to jpeg-js, held to `maxPixels` as declared and to
  * its memory budget.
  */
 function decodeJpegLimited(bytes: Uint8Array, dims: { width: number; height: number }, minSide: number, maxPixels: number, maxMemoryMB: number): RgbImage {
@@ -97,7 +105,7 @@ function decodeJpegLimited(bytes: Uint8Array, dims: { width: number; height: num
     if (estimate > maxMemoryMB * 1024 * 1024) {
       throw new ImageInputError('image_too_large', `JPEG ${dims.width}x${dims.height} at 1/${scale} scale needs ~${Math.ceil(estimate / 2 ** 20)} MB to decode; the limit is ${maxMemoryMB} MB`);
     }
-    const img = decodeJpegScaled(bytes, scale);
+    const img = decodeJpegScaled(bytes, scale, { maxProgressiveBytes: maxMemoryMB * 1024 * 1024 - estimate });
     if (img) return applyOrientation(img, orientation);
   }
   if (declared > maxPixels) throw tooLarge(dims, maxPixels);
@@ -241,18 +249,11 @@ function unpack(data: Uint8Array, samplesPerRow: number, rows: number, depth: nu
   return out;
 }
 
-interface PngHeader {
-  width: number;
-  height: number;
-  depth: number;
-  colorType: number;
-}
-
 function pngHeader(b: Uint8Array): PngHeader | null {
-  // Signature, then IHDR: length(4) "IHDR"(4) width(4) height(4) depth(1) colourType(1).
-  if (b.length < 26 || b[12] !== 0x49 || b[13] !== 0x48 || b[14] !== 0x44 || b[15] !== 0x52) return null;
+  // Signature, then IHDR: length(4) "IHDR"(4) width(4) height(4) depth(1) colourType(1) compression(1) filter(1) interlace(1).
+  if (b.length < 29 || b[12] !== 0x49 || b[13] !== 0x48 || b[14] !== 0x44 || b[15] !== 0x52) return null;
   const u32 = (o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-  return { width: u32(16), height: u32(20), depth: b[24], colorType: b[25] };
+  return { width: u32(16), height: u32(20), depth: b[24], colorType: b[25], interlace: b[28] };
 }
 
 /** Frame size from the first SOFn marker, or null if the header ends before one. */

@@ -1,7 +1,9 @@
+import { BitReader, corrupt, FAST_BITS, FAST_MASK, hex, parseHuffman, parseQuant, ZIGZAG, type HuffTable } from './jpeg-bits';
+import { decodeProgressiveScan, parseProgressiveScan, progressiveBytes, progressiveCoefficients, progressiveToPlanes, type ProgressiveCoefficients } from './jpeg-progressive';
 import { ImageInputError, type RgbImage } from './types';
 
 /**
- * A baseline JPEG decoder (ITU T.81 sequential DCT, Huffman, 8-bit: SOF0 and SOF1) that decodes
+ * A JPEG decoder (ITU T.81 sequential and progressive DCT, Huffman, 8-bit: SOF0, SOF1, SOF2) that decodes
  * straight to 1/1, 1/2, 1/4 or 1/8 of the frame size, in the DCT domain.
  *
  * Every 8×8 block is Huffman-decoded in full (the bitstream has to be walked), but only the
@@ -18,8 +20,12 @@ import { ImageInputError, type RgbImage } from './types';
  * upsampled (nearest, integer ratios) while converting YCbCr → RGB (JFIF). One-component
  * (grayscale) frames become gray RGB.
  *
+ * Progressive frames (SOF2) are decoded too, at the same scales: their coefficients are gathered
+ * over the scans first (only those the reduced IDCT uses, see jpeg-progressive.ts), then turned
+ * into samples once, so memory stays O(output) plus a few bytes per block.
+ *
  * Returns null for what it does not decode, so the caller can fall back to a general decoder:
- * progressive, lossless, hierarchical or arithmetic-coded frames, 12-bit precision, Adobe APP14
+ * lossless, hierarchical or arithmetic-coded frames, 12-bit precision, Adobe APP14
  * files (CMYK/YCCK/RGB transforms), 2- or 4-component frames, unusual sampling factors.
  * Corrupt data (truncated scan, invalid Huffman code, bad segment lengths, missing tables) throws
  * `ImageInputError('undecodable_image')`. Every loop advances through the bytes or is bounded by
@@ -40,8 +46,12 @@ export function scaledSize(width: number, height: number, scale: JpegScale): { w
   return { width: Math.ceil(width / scale), height: Math.ceil(height / scale) };
 }
 
-/** Decodes a baseline JPEG at 1/scale of its size; null when the file is not one this decoder handles. */
-export function decodeJpegScaled(bytes: Uint8Array, scale: JpegScale): RgbImage | null {
+/**
+ * Decodes a baseline or progressive JPEG at 1/scale of its size; null when the file is not one
+ * this decoder handles. `maxProgressiveBytes` caps a progressive frame's coefficient store
+ * (image_too_large before it is allocated).
+ */
+export function decodeJpegScaled(bytes: Uint8Array, scale: JpegScale, opts: { maxProgressiveBytes?: number } = {}): RgbImage | null {
   if (scale !== 1 && scale !== 2 && scale !== 4 && scale !== 8) throw new RangeError(`JPEG scale must be 1, 2, 4 or 8, got ${scale}`);
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) throw corrupt('does not start with an SOI marker');
   const n = 8 / scale;
@@ -70,12 +80,12 @@ export function decodeJpegScaled(bytes: Uint8Array, scale: JpegScale): RgbImage 
     const e = p + segLen;
     p = e;
 
-    if (m === 0xc0 || m === 0xc1) {
+    if (m === 0xc0 || m === 0xc1 || m === 0xc2) {
       if (frame) throw corrupt('has more than one frame header');
-      frame = parseFrame(bytes, s, e, n);
+      frame = parseFrame(bytes, s, e, n, m === 0xc2, opts.maxProgressiveBytes ?? Infinity);
       if (!frame) return null;
-    } else if ((m >= 0xc2 && m <= 0xcf && m !== 0xc4 && m !== 0xc8) || m === 0xde) {
-      // Progressive, lossless, hierarchical, arithmetic coding (SOF2/3/5-7/9-11/13-15, DAC, DHP).
+    } else if ((m >= 0xc3 && m <= 0xcf && m !== 0xc4 && m !== 0xc8) || m === 0xde) {
+      // Lossless, hierarchical, arithmetic coding (SOF3/5-7/9-11/13-15, DAC, DHP).
       return null;
     } else if (m === 0xdb) {
       parseQuant(bytes, s, e, quant);
@@ -89,20 +99,25 @@ export function decodeJpegScaled(bytes: Uint8Array, scale: JpegScale): RgbImage 
       if (e - s >= 5 && bytes[s] === 0x41 && bytes[s + 1] === 0x64 && bytes[s + 2] === 0x6f && bytes[s + 3] === 0x62 && bytes[s + 4] === 0x65) return null;
     } else if (m === 0xda) {
       if (!frame) throw corrupt('has a scan before the frame header');
-      const scan = parseScan(bytes, s, e, frame, dcTables, acTables, quant);
-      p = decodeScan(bytes, p, frame, scan, restartInterval);
+      if (frame.progressive) {
+        p = decodeProgressiveScan(bytes, p, frame, parseProgressiveScan(bytes, s, e, frame, dcTables, acTables), restartInterval);
+      } else {
+        const scan = parseScan(bytes, s, e, frame, dcTables, acTables, quant);
+        p = decodeScan(bytes, p, frame, scan, restartInterval);
+      }
     }
     // APPn, COM, DNL and anything else: skipped.
   }
 
   if (!frame) throw corrupt('has no frame header');
   for (const c of frame.components) if (!c.decoded) throw corrupt(`has no scan for component ${c.id}`);
+  if (frame.progressive) progressiveToPlanes(frame, quant, writeBlock);
   return toRgb(frame, scale);
 }
 
 // ---------------------------------------------------------------------------------------------
 
-interface Component {
+export interface Component {
   id: number;
   h: number;
   v: number;
@@ -120,9 +135,11 @@ interface Component {
   plane: Uint8ClampedArray;
   stride: number;
   decoded: boolean;
+  /** Progressive frames only: coefficients gathered over the scans (see jpeg-progressive.ts). */
+  coefs?: ProgressiveCoefficients;
 }
 
-interface Frame {
+export interface Frame {
   width: number;
   height: number;
   hmax: number;
@@ -130,6 +147,7 @@ interface Frame {
   mcusX: number;
   mcusY: number;
   components: Component[];
+  progressive: boolean;
 }
 
 interface ScanComponent {
@@ -144,29 +162,6 @@ interface ScanComponent {
 interface Scan {
   comps: ScanComponent[];
 }
-
-interface HuffTable {
-  /** 9-bit lookahead: (length << 8) | symbol for codes up to 9 bits, 0 when longer. */
-  fast: Uint16Array;
-  maxcode: Int32Array;
-  mincode: Int32Array;
-  valptr: Int32Array;
-  values: Uint8Array;
-}
-
-const FAST_BITS = 9;
-const FAST_MASK = (1 << FAST_BITS) - 1;
-
-/** Zig-zag index → natural (row-major) index, built by walking the anti-diagonals. */
-const ZIGZAG = (() => {
-  const out = new Uint8Array(64);
-  let i = 0;
-  for (let d = 0; d < 15; d++) {
-    if (d % 2 === 0) for (let r = Math.min(d, 7); r >= Math.max(0, d - 7); r--) out[i++] = r * 8 + (d - r);
-    else for (let r = Math.max(0, d - 7); r <= Math.min(d, 7); r++) out[i++] = r * 8 + (d - r);
-  }
-  return out;
-})();
 
 /**
  * Reduced IDCT matrices, N × 8: R[j·8 + u] is what coefficient u contributes to output sample j.
@@ -203,19 +198,13 @@ const IDCT: Record<number, Float64Array> = {};
 for (const n of [1, 2, 4, 8]) IDCT[n] = reducedIdct(n, 'box');
 
 /** Frequencies u (0..7) that contribute to an N-sample output: a column of R that is not all zero. */
-function usedFrequencies(n: number): boolean[] {
+export function usedFrequencies(n: number): boolean[] {
   const m = IDCT[n];
   return Array.from({ length: 8 }, (_, u) => Array.from({ length: n }, (_, j) => m[j * 8 + u]).some((v) => v !== 0));
 }
 
-function corrupt(what: string): ImageInputError {
-  return new ImageInputError('undecodable_image', `JPEG ${what}`);
-}
-
-const hex = (m: number) => m.toString(16).toUpperCase().padStart(2, '0');
-
-/** SOF0/SOF1 → frame with its planes; null for what this decoder does not handle. */
-function parseFrame(b: Uint8Array, s: number, e: number, n: number): Frame | null {
+/** SOF0/SOF1/SOF2 → frame with its planes; null for what this decoder does not handle. */
+function parseFrame(b: Uint8Array, s: number, e: number, n: number, progressive: boolean, maxProgressiveBytes: number): Frame | null {
   if (e - s < 6) throw corrupt('frame header is truncated');
   const precision = b[s];
   const height = (b[s + 1] << 8) | b[s + 2];
@@ -241,6 +230,9 @@ function parseFrame(b: Uint8Array, s: number, e: number, n: number): Frame | nul
   const vmax = Math.max(...raw.map((r) => r.v));
   // Nearest upsampling needs whole ratios (1:1, 2:1, 4:1...); anything else goes to the fallback.
   if (raw.some((r) => hmax % r.h !== 0 || vmax % r.v !== 0)) return null;
+  // The reduced IDCTs exist for 1, 2, 4 and 8 samples per block; 3:1 sampling and the like fall back.
+  const sides = raw.flatMap((r) => [Math.min(8, (n * hmax) / r.h), Math.min(8, (n * vmax) / r.v)]);
+  if (sides.some((k) => !(k in IDCT))) return null;
   const mcusX = Math.ceil(width / (8 * hmax));
   const mcusY = Math.ceil(height / (8 * vmax));
   const components = raw.map((r): Component => {
@@ -251,69 +243,21 @@ function parseFrame(b: Uint8Array, s: number, e: number, n: number): Frame | nul
     const stride = blocksX * nh;
     return { ...r, blocksX, blocksY, nh, nv, stride, plane: new Uint8ClampedArray(stride * blocksY * nv), decoded: false };
   });
-  return { width, height, hmax, vmax, mcusX, mcusY, components };
-}
-
-function parseQuant(b: Uint8Array, s: number, e: number, quant: (Uint16Array | null)[]): void {
-  let o = s;
-  while (o < e) {
-    const pq = b[o] >> 4;
-    const tq = b[o] & 15;
-    if (pq > 1 || tq > 3) throw corrupt(`DQT has precision/table ${pq}/${tq}`);
-    const size = pq === 0 ? 64 : 128;
-    if (o + 1 + size > e) throw corrupt('DQT segment is shorter than its tables');
-    const q = new Uint16Array(64);
-    for (let k = 0; k < 64; k++) q[ZIGZAG[k]] = pq === 0 ? b[o + 1 + k] : (b[o + 1 + 2 * k] << 8) | b[o + 2 + 2 * k];
-    quant[tq] = q;
-    o += 1 + size;
-  }
-}
-
-function parseHuffman(b: Uint8Array, s: number, e: number, dc: (HuffTable | null)[], ac: (HuffTable | null)[]): void {
-  let o = s;
-  while (o < e) {
-    const tc = b[o] >> 4;
-    const th = b[o] & 15;
-    if (tc > 1 || th > 3) throw corrupt(`DHT has class/table ${tc}/${th}`);
-    if (o + 17 > e) throw corrupt('DHT segment is shorter than its code counts');
-    const counts = b.subarray(o + 1, o + 17);
-    let total = 0;
-    for (let i = 0; i < 16; i++) total += counts[i];
-    if (total > 256 || o + 17 + total > e) throw corrupt('DHT segment is shorter than its symbols');
-    const table = buildHuffman(counts, b.slice(o + 17, o + 17 + total));
-    (tc === 0 ? dc : ac)[th] = table;
-    o += 17 + total;
-  }
-}
-
-/** Canonical codes (T.81 Annex C) with the decoding limits of F.2.2.3, plus a 9-bit lookup table. */
-function buildHuffman(counts: Uint8Array, values: Uint8Array): HuffTable {
-  const maxcode = new Int32Array(18).fill(-1);
-  const mincode = new Int32Array(17);
-  const valptr = new Int32Array(17);
-  const fast = new Uint16Array(1 << FAST_BITS);
-  let code = 0;
-  let k = 0;
-  for (let l = 1; l <= 16; l++) {
-    const cnt = counts[l - 1];
-    valptr[l] = k;
-    mincode[l] = code;
-    if (cnt > 0) {
-      if (code + cnt > 1 << l) throw corrupt('has an over-subscribed Huffman table');
-      maxcode[l] = code + cnt - 1;
-      if (l <= FAST_BITS) {
-        for (let i = 0; i < cnt; i++) {
-          const shift = FAST_BITS - l;
-          const entry = (l << 8) | values[k + i];
-          fast.fill(entry, (code + i) << shift, (code + i + 1) << shift);
-        }
-      }
+  const frame: Frame = { width, height, hmax, vmax, mcusX, mcusY, components, progressive };
+  if (progressive) {
+    const used = components.map((c) => {
+      const usedH = usedFrequencies(c.nh);
+      const usedV = usedFrequencies(c.nv);
+      return (k: number) => usedV[ZIGZAG[k] >> 3] && usedH[ZIGZAG[k] & 7];
+    });
+    const kept = used.map((u) => Array.from({ length: 64 }, (_, k) => u(k)).filter(Boolean).length);
+    const bytes = components.reduce((sum, c, i) => sum + progressiveBytes(c.blocksX * c.blocksY, kept[i]), 0);
+    if (bytes > maxProgressiveBytes) {
+      throw new ImageInputError('image_too_large', `progressive JPEG ${width}x${height} needs ~${Math.ceil(bytes / 2 ** 20)} MB of coefficients at 1/${8 / n} scale; the limit is ${Math.floor(maxProgressiveBytes / 2 ** 20)} MB`);
     }
-    code += cnt;
-    k += cnt;
-    code <<= 1;
+    components.forEach((c, i) => (c.coefs = progressiveCoefficients(c, used[i])));
   }
-  return { fast, maxcode, mincode, valptr, values };
+  return frame;
 }
 
 function parseScan(
@@ -350,86 +294,6 @@ function parseScan(
   }
   if (ns > 1 && blocksPerMcu > 10) throw corrupt(`interleaved scan has ${blocksPerMcu} blocks per MCU (at most 10)`);
   return { comps };
-}
-
-/**
- * Entropy-coded data reader. Bytes are fed MSB first into a 32-bit accumulator, 0xFF00 unstuffed.
- * At a marker (or the end of the data) it stops and feeds zero bytes instead, counting them in
- * `pad`: a valid scan never consumes those, so `pad > nbits` means the scan is truncated or corrupt.
- */
-class BitReader {
-  acc = 0;
-  nbits = 0;
-  pad = 0;
-  stopped = false;
-
-  constructor(private readonly data: Uint8Array, public pos: number) {}
-
-  fill(): void {
-    const d = this.data;
-    while (this.nbits <= 24) {
-      let byte = 0;
-      if (!this.stopped) {
-        const p = this.pos;
-        if (p >= d.length) {
-          this.stopped = true;
-          this.pad += 8;
-        } else {
-          byte = d[p];
-          if (byte === 0xff) {
-            if (p + 1 < d.length && d[p + 1] === 0) {
-              this.pos = p + 2;
-            } else {
-              this.stopped = true; // a marker: leave pos on its 0xFF
-              byte = 0;
-              this.pad += 8;
-            }
-          } else {
-            this.pos = p + 1;
-          }
-        }
-      } else {
-        this.pad += 8;
-      }
-      this.acc = (this.acc << 8) | byte;
-      this.nbits += 8;
-    }
-  }
-
-  /** A code longer than FAST_BITS (the caller has made sure 16 bits are buffered). */
-  decodeSlow(t: HuffTable): number {
-    const peek = (this.acc >>> (this.nbits - 16)) & 0xffff;
-    for (let l = FAST_BITS + 1; l <= 16; l++) {
-      const code = peek >>> (16 - l);
-      if (code <= t.maxcode[l]) {
-        this.nbits -= l;
-        return t.values[t.valptr[l] + code - t.mincode[l]];
-      }
-    }
-    throw corrupt('scan has an invalid Huffman code');
-  }
-
-  /** Throws if the data consumed so far ran into the zero padding past the scan's bytes. */
-  check(): void {
-    if (this.pad > this.nbits) throw corrupt('scan data is truncated or corrupt');
-  }
-
-  /** Drops the buffered bits and moves past the next marker, which must be RST0..7. */
-  restart(): void {
-    this.acc = 0;
-    this.nbits = 0;
-    this.pad = 0;
-    const d = this.data;
-    let p = this.pos;
-    // Skip what is left of the interval (normally nothing, or bits of padding) up to a marker.
-    while (p + 1 < d.length && !(d[p] === 0xff && d[p + 1] !== 0 && d[p + 1] !== 0xff)) p++;
-    if (p + 1 < d.length && d[p + 1] >= 0xd0 && d[p + 1] <= 0xd7) {
-      this.pos = p + 2;
-      this.stopped = false;
-      return;
-    }
-    throw corrupt('scan is missing a restart marker');
-  }
 }
 
 /** Decodes one scan's entropy-coded data starting at `pos`; returns where the reader stopped. */
@@ -568,8 +432,14 @@ function decodeBlock(r: BitReader, sc: ScanComponent, coef: Float64Array, tmp: F
   }
   r.acc = acc;
   r.nbits = nbits;
+  writeBlock(sc.c, coef, tmp, bx, by, rows);
+}
 
-  const c = sc.c;
+/**
+ * Reduced IDCT of one block's dequantised coefficients (natural order; `rows` has bit v set when
+ * row v holds a non-zero AC term) into its N×N samples of the component's plane. Zeroes `coef`.
+ */
+export function writeBlock(c: Component, coef: Float64Array, tmp: Float64Array, bx: number, by: number, rows: number): void {
   const plane = c.plane;
   const stride = c.stride;
   const nh = c.nh;

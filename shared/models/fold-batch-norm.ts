@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { buildCompactVgg16, VGG16_BLOCKS, type CompactVgg16Config } from './vgg16';
+import { buildCompactVgg16, convLayerNames, type CompactVgg16Config } from './vgg16';
 
 /**
  * The inference form of a batch-normalised compact VGG16: each convolution followed by its
@@ -8,21 +8,18 @@ import { buildCompactVgg16, VGG16_BLOCKS, type CompactVgg16Config } from './vgg1
  */
 export function foldBatchNorm(trained: tfl.LayersModel, cfg: CompactVgg16Config): tfl.LayersModel {
   const plain = buildCompactVgg16({ ...cfg, batchNorm: false });
-  VGG16_BLOCKS.forEach(([, convs], b) => {
-    for (let c = 1; c <= convs; c++) {
-      const name = `block${b + 1}_conv${c}`;
-      const [kernel] = trained.getLayer(name).getWeights();
-      const bn = trained.getLayer(`${name}_bn`);
-      const [gamma, beta, mean, variance] = bn.getWeights();
-      const eps = (bn.getConfig().epsilon as number | undefined) ?? 1e-3;
-      const folded = tf.tidy(() => {
-        const scale = tf.div(gamma, tf.sqrt(tf.add(variance, eps)));
-        return [tf.mul(kernel, scale), tf.sub(beta, tf.mul(mean, scale))];
-      });
-      plain.getLayer(name).setWeights(folded);
-      tf.dispose(folded);
-    }
-  });
+  for (const name of convLayerNames(cfg)) {
+    const [kernel] = trained.getLayer(name).getWeights();
+    const bn = trained.getLayer(`${name}_bn`);
+    const [gamma, beta, mean, variance] = bn.getWeights();
+    const eps = (bn.getConfig().epsilon as number | undefined) ?? 1e-3;
+    const folded = tf.tidy(() => {
+      const scale = tf.div(gamma, tf.sqrt(tf.add(variance, eps)));
+      return [tf.mul(kernel, scale), tf.sub(beta, tf.mul(mean, scale))];
+    });
+    plain.getLayer(name).setWeights(folded);
+    tf.dispose(folded);
+  }
   if (cfg.featureSize > 0) plain.getLayer('projection').setWeights(trained.getLayer('projection').getWeights());
   return plain;
 }

@@ -18,6 +18,13 @@ export interface CompactVgg16Config {
   featureSize: number;
   /** Batch-normalise after each convolution while training; folded into the convolutions on export. */
   batchNorm?: boolean;
+  /**
+   * 0 (default) = VGG16's own end: max-pool, global average, projection. n > 0 = a 1×1 convolution
+   * to n channels on the last block's grid, averaged without the last max-pool (which drops the
+   * odd row and column of a 7×7 grid), then the projection: the projection then sees n channels
+   * instead of the last block's width (128 at ×0.25, a rank-128 bottleneck before 768+ features).
+   */
+  headChannels?: number;
 }
 
 export function blockWidths(widthMultiplier: number): number[] {
@@ -34,6 +41,14 @@ function validate(cfg: CompactVgg16Config): void {
   if (!Number.isInteger(cfg.featureSize) || cfg.featureSize < 0) {
     throw new Error(`compact VGG16: featureSize must be a non-negative integer, got ${cfg.featureSize}`);
   }
+  const head = cfg.headChannels ?? 0;
+  if (!Number.isInteger(head) || head < 0) throw new Error(`compact VGG16: headChannels must be a non-negative integer, got ${head}`);
+}
+
+/** Names of the convolutions in order (batch-norm folding and warm starts walk them). */
+export function convLayerNames(cfg: Pick<CompactVgg16Config, 'headChannels'>): string[] {
+  const names = VGG16_BLOCKS.flatMap(([, convs], b) => Array.from({ length: convs }, (_, c) => `block${b + 1}_conv${c + 1}`));
+  return (cfg.headChannels ?? 0) > 0 ? [...names, 'head_conv'] : names;
 }
 
 /**
@@ -46,28 +61,32 @@ export function buildCompactVgg16(cfg: CompactVgg16Config, opts: { seed?: number
   const input = tfl.input({ shape: [cfg.inputSize, cfg.inputSize, 3], name: 'image' });
   let x: tfl.SymbolicTensor = input;
   const widths = blockWidths(cfg.widthMultiplier);
-  VGG16_BLOCKS.forEach(([, convs], b) => {
-    for (let c = 1; c <= convs; c++) {
-      const name = `block${b + 1}_conv${c}`;
-      x = tfl.layers
-        .conv2d({
-          filters: widths[b],
-          kernelSize: 3,
-          padding: 'same',
-          activation: cfg.batchNorm ? 'linear' : 'relu',
-          useBias: !cfg.batchNorm,
-          // A seed makes a training run reproducible from its first step.
-          kernelInitializer: tfl.initializers.heNormal({ seed: opts.seed === undefined ? undefined : opts.seed + b * 10 + c }),
-          name,
-        })
-        .apply(x) as tfl.SymbolicTensor;
-      if (cfg.batchNorm) {
-        x = tfl.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(x) as tfl.SymbolicTensor;
-        x = tfl.layers.reLU({ name: `${name}_relu` }).apply(x) as tfl.SymbolicTensor;
-      }
+  const conv = (name: string, filters: number, kernelSize: number, seed: number | undefined) => {
+    x = tfl.layers
+      .conv2d({
+        filters,
+        kernelSize,
+        padding: 'same',
+        activation: cfg.batchNorm ? 'linear' : 'relu',
+        useBias: !cfg.batchNorm,
+        // A seed makes a training run reproducible from its first step.
+        kernelInitializer: tfl.initializers.heNormal({ seed }),
+        name,
+      })
+      .apply(x) as tfl.SymbolicTensor;
+    if (cfg.batchNorm) {
+      x = tfl.layers.batchNormalization({ name: `${name}_bn`, momentum: 0.9 }).apply(x) as tfl.SymbolicTensor;
+      x = tfl.layers.reLU({ name: `${name}_relu` }).apply(x) as tfl.SymbolicTensor;
     }
+  };
+  const seedFor = (offset: number) => (opts.seed === undefined ? undefined : opts.seed + offset);
+  const head = cfg.headChannels ?? 0;
+  VGG16_BLOCKS.forEach(([, convs], b) => {
+    for (let c = 1; c <= convs; c++) conv(`block${b + 1}_conv${c}`, widths[b], 3, seedFor(b * 10 + c));
+    if (head > 0 && b === VGG16_BLOCKS.length - 1) return;
     x = tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `block${b + 1}_pool` }).apply(x) as tfl.SymbolicTensor;
   });
+  if (head > 0) conv('head_conv', head, 1, seedFor(77));
   x = tfl.layers.globalAveragePooling2d({ name: 'global_pool' }).apply(x) as tfl.SymbolicTensor;
   if (cfg.featureSize > 0) {
     x = tfl.layers
@@ -92,6 +111,7 @@ export function compactVgg16Cost(cfg: CompactVgg16Config): ModelCost {
   let side = cfg.inputSize;
   let inCh = 3;
   const widths = blockWidths(cfg.widthMultiplier);
+  const head = cfg.headChannels ?? 0;
   VGG16_BLOCKS.forEach(([, convs], b) => {
     for (let c = 0; c < convs; c++) {
       const out = widths[b];
@@ -99,8 +119,13 @@ export function compactVgg16Cost(cfg: CompactVgg16Config): ModelCost {
       flops += 2 * 9 * inCh * out * side * side;
       inCh = out;
     }
-    side = Math.floor(side / 2);
+    if (!(head > 0 && b === VGG16_BLOCKS.length - 1)) side = Math.floor(side / 2);
   });
+  if (head > 0) {
+    params += inCh * head + head;
+    flops += 2 * inCh * head * side * side;
+    inCh = head;
+  }
   if (cfg.featureSize > 0) {
     params += inCh * cfg.featureSize + cfg.featureSize;
     flops += 2 * inCh * cfg.featureSize;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { encode as encodePng } from 'fast-png';
@@ -8,12 +8,17 @@ import { chromium, type Browser } from 'playwright-core';
 import { findChromium } from '../helpers/chromium';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
-import { tinyBundle } from '../helpers/tiny-bundle';
+import { TINY_INPUT, tinyBundle, tinyConfidence } from '../helpers/tiny-bundle';
+import { imageStats, photoDistance, type ConfidenceModel } from '../../shared/confidence';
+import { decodeImage } from '../../shared/image/decode';
+import { toEncoderInput } from '../../shared/image/normalize';
+import type { RgbImage } from '../../shared/image/types';
 
 
 interface CaptionJson {
   caption: string;
-  alternatives: { caption: string; score: number }[];
+  confidence: number | null;
+  alternatives: { caption: string; score: number; confidence: number | null }[];
   error?: { message: string };
 }
 
@@ -23,6 +28,7 @@ const shots = join(import.meta.dirname, '..', '..', 'test-results');
 const root = mkdtempSync(join(tmpdir(), 'upload-page-'));
 let server: DevServer;
 let browser: Browser;
+let confidence: ConfidenceModel;
 
 describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ? '' : ' (SKIPPED: no chromium; apt-get install chromium)'}`, () => {
   beforeAll(async () => {
@@ -31,10 +37,6 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
     const assets = join(root, 'assets');
     mkdirSync(assets, { recursive: true });
     copyFileSync(join(import.meta.dirname, '..', '..', 'assets', 'index.html'), join(assets, 'index.html'));
-    for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
-      mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
-      writeFileSync(join(assets, 'model', p), b);
-    }
     const w = 900;
     const h = 600;
     const px = new Uint8Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 31) % 251));
@@ -42,7 +44,18 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
     const px2 = new Uint8Array(300 * 200 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7) % 256));
     writeFileSync(join(root, 'photo2.jpg'), jpeg.encode({ width: 300, height: 200, data: px2 }, 90).data);
     writeFileSync(join(root, 'photo3.png'), encodePng({ width: 120, height: 160, data: new Uint8Array(120 * 160 * 3).map((_, i) => (i * 13) % 256), channels: 3 }));
+    writeFileSync(join(root, 'blank.png'), encodePng({ width: 200, height: 150, data: new Uint8Array(200 * 150 * 3).fill(255), channels: 3 }));
     writeFileSync(join(root, 'not-an-image.png'), 'hello');
+    // Calibrated on the three photos: they rate 0.5, anything far from them (the blank) much less.
+    const photos = ['photo.jpg', 'photo2.jpg', 'photo3.png'].map((f) => decodeImage(new Uint8Array(readFileSync(join(root, f)))));
+    confidence = tinyConfidence(photos, 1.5);
+    const blank = decodeImage(new Uint8Array(readFileSync(join(root, 'blank.png'))));
+    const statsOf = (img: RgbImage) => imageStats(toEncoderInput(img, TINY_INPUT.size, TINY_INPUT.normalization), TINY_INPUT.size, TINY_INPUT.normalization);
+    expect(photoDistance(statsOf(blank), confidence.imageStats)).toBeGreaterThan(1.6 * confidence.imageStats.limit);
+    for (const [p, b] of await tinyBundle({ quantization: 'uint8', confidence })) {
+      mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
+      writeFileSync(join(assets, 'model', p), b);
+    }
     server = await startWranglerDev({ assetsDir: assets });
     browser = await chromium.launch({
       executablePath: chromiumPath!,
@@ -82,6 +95,8 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
         caption: c.querySelector('.caption')?.firstChild?.textContent ?? '',
         alternatives: Array.from(c.querySelectorAll('.alternative')).map((li) => li.firstChild?.textContent ?? ''),
         error: c.querySelector('.error')?.textContent ?? null,
+        rating: c.querySelector('.caption .score')?.textContent ?? '',
+        low: c.querySelector('.low')?.textContent ?? null,
         timings: c.querySelector('.timings')?.textContent ?? '',
       })),
     );
@@ -118,6 +133,9 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
         expect(c.caption.length).toBeGreaterThan(0);
         expect(c.alternatives).toEqual(json.alternatives.slice(1).map((a) => a.caption));
         expect(c.error).toBeNull();
+        expect(json.confidence).toBe(0.5);
+        expect(c.rating).toMatch(/^confidence 50% · score -?\d\.\d{3}$/);
+        expect(c.low).toBeNull();
         expect(c.timings).toMatch(/encoder [\d.]+ ms/);
       });
       const wantAlternatives = Math.min(Number(round.alts), Number(round.beam));
@@ -130,6 +148,26 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
     for (const d of dims) expect(d).toBeLessThanOrEqual(640);
     mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: join(shots, 'upload-page-desktop.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('a blank image is shown as a low-confidence guess beside a photo that is not', async () => {
+    const page = await browser.newPage();
+    const answered = await answers(page);
+    await page.goto(server.url);
+    await page.setInputFiles('#file', [join(root, 'photo2.jpg'), join(root, 'blank.png')]);
+    await expect.poll(async () => (await answered()).length, { timeout: 60_000 }).toBe(2);
+    await expect.poll(async () => (await shown(page)).filter((c) => c.timings).length, { timeout: 10_000 }).toBe(2);
+    const [photo, blank] = await shown(page);
+    const [a, b] = (await answered()).map((x) => x.json);
+    expect(a.confidence).toBe(0.5);
+    expect(b.confidence).toBeLessThan(0.2);
+    expect(photo.low).toBeNull();
+    expect(blank.low).toMatch(/Low confidence/);
+    expect(blank.rating).toBe(`confidence ${Math.round(b.confidence! * 100)}% · score ${b.alternatives[0].score.toFixed(3)}`);
+    expect(await page.locator('.result.uncertain img').getAttribute('alt')).toBe(`possibly: ${b.caption}`);
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: join(shots, 'upload-page-low-confidence.png'), fullPage: true });
     await page.close();
   });
 

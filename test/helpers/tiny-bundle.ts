@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Quantization } from '../../shared/bundle/manifest';
+import { imageStats, type ConfidenceModel } from '../../shared/confidence';
+import type { RgbImage } from '../../shared/image/types';
+import { toEncoderInput } from '../../shared/image/normalize';
 import { writeBundle } from '../../shared/bundle/write';
 import { UNIT_RANGE_NORMALIZATION } from '../../shared/image/normalize';
 import { buildDecoder } from '../../shared/models/decoder';
@@ -12,7 +15,7 @@ export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'gras
  * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
  * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
  */
-export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean } = {}): Promise<Map<string, Uint8Array>> {
+export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel } = {}): Promise<Map<string, Uint8Array>> {
   const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
   const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
@@ -36,6 +39,7 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
       description: 'random weights for tests',
       encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 32, normalization: UNIT_RANGE_NORMALIZATION, featureSize: 24, widthMultiplier: vgg.widthMultiplier, params: cost.params, flops: cost.flops },
       decoder: { architecture: 'lstm-inject-merge', modelPath: 'decoder/model.json', vocabSize: vocab.size, embeddingSize: 8, units: 16, maxLength: 8 },
+      ...(opts.confidence ? { confidence: opts.confidence } : {}),
     },
     encoder,
     decoder,
@@ -45,4 +49,25 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
   encoder.dispose();
   decoder.dispose();
   return files;
+}
+
+/** The tiny bundle's encoder input size and normalisation, for image statistics in tests. */
+export const TINY_INPUT = { size: 32, normalization: UNIT_RANGE_NORMALIZATION };
+
+/**
+ * A hand-set confidence model for the tiny bundle: a neutral regression (0.5 for every caption)
+ * and "training photos" = the given images, so anything further from their mean statistics than
+ * the furthest of them × `slack` is shrunk (shared/confidence.ts).
+ */
+export function tinyConfidence(photos: RgbImage[], slack = 1.1): ConfidenceModel {
+  const stats = photos.map((p) => imageStats(toEncoderInput(p, TINY_INPUT.size, TINY_INPUT.normalization), TINY_INPUT.size, TINY_INPUT.normalization));
+  const k = stats[0].length;
+  const mean = Array.from({ length: k }, (_, j) => stats.reduce((a, s) => a + s[j], 0) / stats.length);
+  const inverseCovariance = Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => (i === j ? 1 : 0)));
+  const limit = slack * Math.max(...stats.map((s) => Math.hypot(...s.map((v, j) => v - mean[j]))), 1e-3);
+  // Ranges wide enough that only the distance decides (the range check has its own tests).
+  const min = mean.map(() => -1e9);
+  const max = mean.map(() => 1e9);
+  const std = mean.map(() => 1);
+  return { version: 1, imageStats: { mean, inverseCovariance, limit, min, max, std }, logistic: { center: [0, 0, 0], scale: [1, 1, 1], weights: [0, 0, 0], bias: 0 } };
 }

@@ -48,6 +48,9 @@ describe('POST /v1/captions', () => {
     expect(typeof j.caption).toBe('string');
     expect(j.model).toEqual({ id: 'tiny-test', version: '0.0.1' });
     expect(j.alternatives[0].caption).toBe(j.caption);
+    // An uncalibrated bundle says so rather than inventing a number.
+    expect(j.confidence).toBeNull();
+    expect(j.alternatives.every((a: any) => a.confidence === null)).toBe(true);
     expect(new Set(j.alternatives.map((a: any) => a.caption)).size).toBe(j.alternatives.length);
     for (let i = 1; i < j.alternatives.length; i++) expect(j.alternatives[i - 1].score).toBeGreaterThanOrEqual(j.alternatives[i].score);
     for (const k of ['decodeMs', 'preprocessMs', 'encoderMs', 'decoderMs', 'totalMs']) expect(j.timings[k]).toBeGreaterThanOrEqual(0);

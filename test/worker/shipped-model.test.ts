@@ -25,5 +25,12 @@ describe('shipped model (assets/model)', () => {
     expect(j.caption.split(' ').length).toBeGreaterThanOrEqual(2);
     expect(j.alternatives.length).toBeGreaterThanOrEqual(1);
     expect(j.model.id).toBe(card.id);
+    // The shipped bundle is calibrated: a blank image is trusted far less than a photo-like one.
+    expect(j.confidence).toBeGreaterThanOrEqual(0);
+    expect(j.confidence).toBeLessThanOrEqual(1);
+    const blank = jpeg.encode({ width: w, height: h, data: new Uint8Array(w * h * 4).fill(255) }, 90).data;
+    const b = (await (await app.request('/v1/captions', { method: 'POST', body: new Uint8Array(blank), headers: { 'Content-Type': 'image/jpeg' } }, env)).json()) as any;
+    expect(b.confidence).toBeLessThan(0.05);
+    expect(b.confidence).toBeLessThan(j.confidence);
   });
 });

@@ -19,7 +19,9 @@ export interface CaptionError {
 export interface CaptionResponse {
   caption: string;
   score: number;
-  alternatives: { caption: string; score: number }[];
+  /** In [0, 1], fitted on the dev split (shared/confidence.ts); null when the bundle is not calibrated. */
+  confidence: number | null;
+  alternatives: { caption: string; score: number; confidence: number | null }[];
   model: { id: string; version: string };
   timings: { decodeMs: number; preprocessMs: number; encoderMs: number; decoderMs: number; totalMs: number };
 }
@@ -84,7 +86,8 @@ function captionOne(captioner: Captioner, image: RgbImage, decodeMs: number, opt
   return {
     caption: r.caption,
     score: roundTo(r.score, 4),
-    alternatives: r.alternatives.map((a) => ({ caption: a.caption, score: roundTo(a.score, 4) })),
+    confidence: r.confidence === undefined ? null : roundTo(r.confidence, 4),
+    alternatives: r.alternatives.map((a) => ({ caption: a.caption, score: roundTo(a.score, 4), confidence: a.confidence === undefined ? null : roundTo(a.confidence, 4) })),
     model: { id: m.id, version: m.version },
     timings: {
       decodeMs: ms(decodeMs),

@@ -12,7 +12,7 @@ export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
     version: m.version,
     createdAt: m.createdAt,
     description: m.description ?? null,
-    encoder: { architecture: m.encoder.architecture, inputSize: m.encoder.inputSize, widthMultiplier: m.encoder.widthMultiplier ?? null, featureSize: m.encoder.featureSize, params: m.encoder.params ?? null, flops: m.encoder.flops ?? null, normalization: m.encoder.normalization },
+    encoder: { architecture: m.encoder.architecture, inputSize: m.encoder.inputSize, widthMultiplier: m.encoder.widthMultiplier ?? null, headChannels: m.encoder.headChannels ?? null, featureSize: m.encoder.featureSize, params: m.encoder.params ?? null, flops: m.encoder.flops ?? null, normalization: m.encoder.normalization },
     decoder: { architecture: m.decoder.architecture, vocabSize: m.decoder.vocabSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength },
     quantization: m.quantization,
     bundleBytes: captioner.bundleBytes,

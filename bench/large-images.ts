@@ -1,9 +1,13 @@
 /**
- * Large-JPEG decoding: jpeg-js at full size vs the reduced-scale path of decodeImage (DCT-domain
- * decode, shared/image/jpeg-scaled.ts), for photo-like baseline JPEGs of 4032x3024 (12 MP phone
- * photo), 1920x1080 and 640x480.
- *   npx tsx bench/large-jpeg.ts                    # 9 timed runs per decoder (3 for jpeg-js at 12 MP)
- *   npx tsx bench/large-jpeg.ts --runs 15 --quality 92
+ * Large-image decoding: the full-size decoders (jpeg-js, fast-png) vs what decodeImage does with
+ * its edge defaults (JPEG: DCT-domain decode at 1/2–1/8 scale, baseline or progressive,
+ * shared/image/jpeg-scaled.ts; PNG: box-averaged while inflating, shared/image/png-scaled.ts),
+ * for photo-like images of 4032x3024 (12 MP phone photo), 1920x1080 and 640x480 as baseline 4:4:4
+ * JPEG (jpeg-js), progressive 4:2:0 JPEG (cjpeg -progressive, what phones and editors write) and
+ * 8-bit RGB PNG (fast-png). cjpeg comes from Debian's libjpeg-turbo-progs; without it the
+ * progressive rows are left out.
+ *   npx tsx bench/large-images.ts                    # 9 timed runs per decoder (3 for full decodes at 12 MP)
+ *   npx tsx bench/large-images.ts --runs 15 --quality 92
  *
  * Per image and decoder it prints the median warm decode time, wall clock and CPU (process.cpuUsage:
  * on a busy machine the wall time includes waiting for a core), and two memory figures measured in
@@ -16,7 +20,7 @@
  * jpeg-js writes 4:4:4 (no chroma subsampling): twice the blocks of a phone's 4:2:0, so these
  * timings are on the slow side for the reduced-scale decoder.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -26,8 +30,8 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import jpeg from 'jpeg-js';
+import { decode as decodePng, encode as encodePng } from 'fast-png';
 import { decodeImage } from '../shared/image/decode';
-import { chooseJpegScale } from '../shared/image/jpeg-scaled';
 import type { RgbImage } from '../shared/image/types';
 import { median } from './stats';
 
@@ -40,12 +44,16 @@ const { values: args } = parseArgs({
   },
 });
 
-type DecoderName = 'jpeg-js' | 'scaled';
+type DecoderName = 'jpeg-js' | 'fast-png' | 'scaled';
 const DECODERS: Record<DecoderName, (b: Uint8Array) => RgbImage> = {
   // Full size, without the edge limits (they would refuse the 12 MP file).
   'jpeg-js': (b) => {
     const r = jpeg.decode(b, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 4096, maxResolutionInMP: 200 });
     return { width: r.width, height: r.height, data: r.data };
+  },
+  'fast-png': (b) => {
+    const r = decodePng(b);
+    return { width: r.width, height: r.height, data: r.data as Uint8Array };
   },
   // What the API does: decodeImage with its defaults (minSide 256, 24 MP, 96 MB).
   scaled: (b) => decodeImage(b),
@@ -145,6 +153,19 @@ function photoRgba(w: number, h: number): Uint8Array {
 }
 
 
+function rgbOf(rgba: Uint8Array): Uint8Array {
+  const out = new Uint8Array((rgba.length / 4) * 3);
+  for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) out.set(rgba.subarray(i, i + 3), o);
+  return out;
+}
+
+/** cjpeg's progressive 4:2:0 file, as phones and editors write them. */
+function progressiveJpeg(rgba: Uint8Array, w: number, h: number, quality: number, dir: string): Uint8Array {
+  const ppm = join(dir, 'in.ppm');
+  writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${w} ${h}\n255\n`), rgbOf(rgba)]));
+  return new Uint8Array(execFileSync('cjpeg', ['-quality', String(quality), '-sample', '2x2', '-progressive', ppm], { maxBuffer: 1 << 28 }));
+}
+
 function time(f: () => unknown, runs: number, warmup: number): { wall: number; cpu: number } {
   for (let i = 0; i < warmup; i++) f();
   const wall: number[] = [];
@@ -163,35 +184,45 @@ function time(f: () => unknown, runs: number, warmup: number): { wall: number; c
 async function main(): Promise<void> {
   const runs = Number(args.runs);
   const quality = Number(args.quality);
-  const tmp = mkdtempSync(join(tmpdir(), 'bench-large-jpeg-'));
+  const tmp = mkdtempSync(join(tmpdir(), 'bench-large-images-'));
+  const hasCjpeg = spawnSync('cjpeg', ['-version']).error === undefined;
   console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`jpeg-js encoder, quality ${quality}, baseline 4:4:4; median of ${runs} warm runs (jpeg-js at 12 MP: 3)\n`);
-  const rows: string[][] = [['image', 'file', 'decoder', 'output', 'wall ms', 'CPU ms', 'JS growth MB (GCs)', 'peak RSS growth MB']];
+  console.log(`JPEG quality ${quality}; median of ${runs} warm runs (full decodes at 12 MP: 3)${hasCjpeg ? '' : '; cjpeg not found: no progressive rows'}\n`);
+  const rows: string[][] = [['image', 'format', 'file', 'decoder', 'output', 'wall ms', 'CPU ms', 'JS growth MB (GCs)', 'peak RSS growth MB']];
   try {
     for (const [w, h] of [[4032, 3024], [1920, 1080], [640, 480]]) {
-      const t0 = performance.now();
-      const bytes = new Uint8Array(jpeg.encode({ width: w, height: h, data: photoRgba(w, h) }, quality).data);
-      const file = join(tmp, `${w}x${h}.jpg`);
-      writeFileSync(file, bytes);
-      process.stderr.write(`encoded ${w}x${h} (${(bytes.length / MB).toFixed(2)} MB) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-      for (const name of ['jpeg-js', 'scaled'] as DecoderName[]) {
-        const decode = DECODERS[name];
-        const big = name === 'jpeg-js' && w * h > 4e6;
-        const ms = time(() => decode(bytes), big ? 3 : runs, big ? 1 : 3);
-        const mem = measureMemory(name, file);
-        const scale = chooseJpegScale(w, h, 256);
-        const label = name === 'scaled' ? (scale > 1 ? `decodeImage (1/${scale})` : 'decodeImage (1/1: jpeg-js)') : 'jpeg-js full';
-        rows.push([
-          `${w}x${h}`,
-          `${(bytes.length / MB).toFixed(2)} MB`,
-          label,
-          `${mem.width}x${mem.height}`,
-          ms.wall.toFixed(1),
-          ms.cpu.toFixed(1),
-          `${mem.jsGrowthMB.toFixed(1)} (${mem.gcDuringDecode})`,
-          mem.peakRssGrowthMB === null ? 'n/a' : mem.peakRssGrowthMB.toFixed(1),
-        ]);
-        process.stderr.write(`  ${label}: ${ms.wall.toFixed(1)} ms\n`);
+      const rgba = photoRgba(w, h);
+      const formats: { format: string; full: DecoderName; make: () => Uint8Array | null }[] = [
+        { format: 'JPEG baseline 4:4:4', full: 'jpeg-js', make: () => new Uint8Array(jpeg.encode({ width: w, height: h, data: rgba }, quality).data) },
+        { format: 'JPEG progressive 4:2:0', full: 'jpeg-js', make: () => (hasCjpeg ? progressiveJpeg(rgba, w, h, quality, tmp) : null) },
+        { format: 'PNG RGB 8-bit', full: 'fast-png', make: () => encodePng({ width: w, height: h, data: rgbOf(rgba), channels: 3, depth: 8 }) },
+      ];
+      for (const f of formats) {
+        const t0 = performance.now();
+        const bytes = f.make();
+        if (!bytes) continue;
+        const file = join(tmp, `${w}x${h}-${f.full}`);
+        writeFileSync(file, bytes);
+        process.stderr.write(`${f.format} ${w}x${h} (${(bytes.length / MB).toFixed(2)} MB) made in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+        for (const name of [f.full, 'scaled'] as DecoderName[]) {
+          const decode = DECODERS[name];
+          const big = name !== 'scaled' && w * h > 4e6;
+          const ms = time(() => decode(bytes), big ? 3 : runs, big ? 1 : 3);
+          const mem = measureMemory(name, file);
+          const label = name === 'scaled' ? `decodeImage (${mem.width < w ? `1/${(w / mem.width).toFixed(0)}` : 'full size'})` : `${name} full size`;
+          rows.push([
+            `${w}x${h}`,
+            f.format,
+            `${(bytes.length / MB).toFixed(2)} MB`,
+            label,
+            `${mem.width}x${mem.height}`,
+            ms.wall.toFixed(1),
+            ms.cpu.toFixed(1),
+            `${mem.jsGrowthMB.toFixed(1)} (${mem.gcDuringDecode})`,
+            mem.peakRssGrowthMB === null ? 'n/a' : mem.peakRssGrowthMB.toFixed(1),
+          ]);
+          process.stderr.write(`  ${label}: ${ms.wall.toFixed(1)} ms\n`);
+        }
       }
     }
   } finally {
