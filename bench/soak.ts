@@ -1,5 +1,6 @@
 /**
- * Soak: many mixed requests (good photos and hostile uploads) against ONE `wrangler dev` worker
+ * Soak: many mixed requests (good photos, hostile uploads, uploads that end early: a hang-up
+ * mid-body, an over-limit Content-Length with part of the body) against ONE `wrangler dev` worker
  * serving assets/model, a few at a time. Afterwards tf.memory().numTensors must equal its value
  * after the first request and the wasm heap must have stopped growing (no growth between the
  * midpoint and the end); also no 5xx, no hang, no connection error, no reload of the worker by
@@ -10,6 +11,7 @@
  */
 import { Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { rng, shuffle } from '../offline/random';
 import { hostileInputs, moreHostileInputs, type HostileCase } from '../test/helpers/hostile-inputs';
@@ -54,7 +56,24 @@ interface GoodCase {
   images: number;
 }
 
-type Planned = { kind: 'good'; c: GoodCase } | { kind: 'bad'; c: HostileCase };
+/**
+ * Uploads that end early, which fetch cannot send, written on a raw socket: a client that hangs
+ * up mid-body, and a Content-Length over the limit with only part of the body. A worker left in a
+ * bad state by one shows as the next good request's failure.
+ */
+interface RawCase {
+  name: string;
+  head: (host: string) => string;
+  /** Bytes written after the head before the client hangs up. */
+  send: number;
+}
+const rawCases: RawCase[] = [
+  { name: 'disconnect mid-body (2 MB declared, 64 kB sent)', head: (h) => `POST /v1/captions HTTP/1.1\r\nHost: ${h}\r\nContent-Type: image/jpeg\r\nContent-Length: ${2 << 20}\r\n\r\n`, send: 64 << 10 },
+  { name: 'disconnect mid chunked body', head: (h) => `POST /v1/captions HTTP/1.1\r\nHost: ${h}\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n`, send: 30 << 10 },
+  { name: 'Content-Length over the limit, part of the body, hang-up', head: (h) => `POST /v1/captions HTTP/1.1\r\nHost: ${h}\r\nContent-Type: image/jpeg\r\nContent-Length: ${maxBodyBytes + 1}\r\n\r\n`, send: 256 << 10 },
+];
+
+type Planned = { kind: 'good'; c: GoodCase } | { kind: 'bad'; c: HostileCase } | { kind: 'raw'; c: RawCase & { query?: undefined } };
 
 function formOf(...files: [Uint8Array, string][]): () => FormData {
   return () => {
@@ -95,7 +114,8 @@ const badOrder = shuffle([...badCases], random);
 const plan: Planned[] = [{ kind: 'good', c: goodCases[1] }]; // the first request loads the model
 for (let i = 1, b = 0; i < REQUESTS; i++) {
   // Bad cases go round-robin through a shuffled list, so every one of them is sent.
-  plan.push(random() < GOOD_SHARE ? { kind: 'good', c: goodCases[Math.floor(random() * goodCases.length)] } : { kind: 'bad', c: badOrder[b++ % badOrder.length] });
+  const r = random();
+  plan.push(r < GOOD_SHARE ? { kind: 'good', c: goodCases[Math.floor(random() * goodCases.length)] } : r < GOOD_SHARE + 0.05 ? { kind: 'raw', c: rawCases[b % rawCases.length] } : { kind: 'bad', c: badOrder[b++ % badOrder.length] });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,7 +133,28 @@ interface Result {
   problem?: string;
 }
 
+/** A raw-socket upload that hangs up early: any answer or a reset is fine, a hang is not. */
+function sendRaw(server: DevServer, index: number, c: RawCase): Promise<Result> {
+  const url = new URL(server.url);
+  const t0 = performance.now();
+  return new Promise((res) => {
+    const s = connect(Number(url.port), url.hostname);
+    let text = '';
+    const done = (outcome: Outcome, status: number | null) => {
+      s.destroy();
+      res({ index, kind: 'raw', name: c.name, status, outcome, ms: performance.now() - t0 });
+    };
+    s.on('data', (d) => (text += d));
+    s.on('error', () => done('4xx', null));
+    s.on('close', () => done('4xx', text ? Number(text.slice(9, 12)) : null));
+    s.write(c.head(url.host));
+    s.write(Buffer.alloc(c.send, 0xff));
+    setTimeout(() => s.destroy(), 100);
+  });
+}
+
 async function send(server: DevServer, index: number, p: Planned): Promise<Result> {
+  if (p.kind === 'raw') return sendRaw(server, index, p.c);
   const headers: Record<string, string> = { ...(p.c.contentType !== null ? { 'Content-Type': p.c.contentType } : {}), ...(p.kind === 'bad' ? p.c.headers : {}) };
   const body = typeof p.c.body === 'function' ? p.c.body() : p.c.body;
   const init = { method: 'POST', headers, body, signal: AbortSignal.timeout(TIMEOUT_MS), ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) };
@@ -229,6 +270,8 @@ const latency = Object.fromEntries(
 const good = results.filter((r) => r.kind === 'good');
 const goodFailures = good.filter((r) => r.problem);
 const badAnswered2xx = results.filter((r) => r.kind === 'bad' && r.outcome === '2xx' && r.problem);
+// Each upload that ended early, and the good request right after it (in send order).
+const afterEarly = results.filter((r) => r.kind === 'raw').map((r) => results.find((x) => x.index > r.index && x.kind === 'good')).filter((x): x is Result => x !== undefined);
 const first = samples[0];
 const midSample = samples.find((s) => s.afterRequests === mid) ?? first;
 const last = samples.at(-1)!;
@@ -241,6 +284,7 @@ const checks = [
   { name: 'numTensors at the end == after the first request', pass: first.tensors !== null && last.tensors === first.tensors, detail: `${first.tensors} → ${last.tensors}` },
   { name: 'wasm memory did not grow over the last half', pass: midSample.wasmMemoryBytes !== null && last.wasmMemoryBytes !== null && last.wasmMemoryBytes <= midSample.wasmMemoryBytes, detail: `${midSample.wasmMemoryBytes} bytes after ${midSample.afterRequests} → ${last.wasmMemoryBytes} after ${last.afterRequests}` },
   { name: 'every good request got 200 with a non-empty caption', pass: goodFailures.length === 0, detail: `${good.length - goodFailures.length}/${good.length}` },
+  { name: 'the next good request after each upload that ended early was captioned', pass: afterEarly.every((r) => !r.problem), detail: `${afterEarly.filter((r) => !r.problem).length}/${afterEarly.length}` },
   { name: 'a good image is captioned after the run', pass: !afterProblem, detail: afterProblem ?? '200 with a caption' },
 ];
 
@@ -251,7 +295,7 @@ const summary = {
   workerReloads: reloads(),
   wallMs: Math.round(wallMs),
   requestsPerSecond: Math.round((REQUESTS / (wallMs / 1000)) * 100) / 100,
-  sent: { good: good.length, bad: results.length - good.length },
+  sent: { good: good.length, bad: results.filter((r) => r.kind === 'bad').length, endedEarly: results.filter((r) => r.kind === 'raw').length },
   counts,
   latency,
   memory: samples,
@@ -265,7 +309,7 @@ const outPath = resolve(root, opts.out);
 mkdirSync(dirname(outPath), { recursive: true });
 writeFileSync(outPath, JSON.stringify(summary, null, 2));
 
-console.log(`soak: ${REQUESTS} requests (${summary.sent.good} good / ${summary.sent.bad} bad), ${CONCURRENCY} at a time, seed ${SEED}: ${(wallMs / 1000).toFixed(1)} s, ${summary.requestsPerSecond} requests/s`);
+console.log(`soak: ${REQUESTS} requests (${summary.sent.good} good / ${summary.sent.bad} bad / ${summary.sent.endedEarly} ended early), ${CONCURRENCY} at a time, seed ${SEED}: ${(wallMs / 1000).toFixed(1)} s, ${summary.requestsPerSecond} requests/s`);
 console.log(`outcomes: ${outcomes.map((o) => `${o} ${counts[o]}`).join(' / ')}`);
 console.table(latency);
 console.table(samples.map((s) => ({ after: s.afterRequests, tensors: s.tensors, wasmMB: s.wasmMemoryBytes === null ? null : Math.round((s.wasmMemoryBytes / 2 ** 20) * 10) / 10 })));

@@ -48,6 +48,8 @@ export interface Captioner {
   readonly vocabulary: Vocabulary;
   /** Bytes of the bundle files loaded. */
   readonly bundleBytes: number;
+  /** Where loading went: reading files, building the models (parse, dequantise, upload), the warm-up pass. */
+  readonly loadTimings: { readMs: number; buildMs: number; warmupMs: number };
   /** Image → caption(s). */
   caption(image: RgbImage, options?: CaptionOptions): CaptionResult;
   /** Image → encoder feature vector. */
@@ -82,7 +84,8 @@ export function resolveOptions(opts: CaptionOptions, maxWords: number): Required
  * captioner.caption(image, { beam: 3, alternatives: 3 }).caption; // "a dog runs through the grass"
  */
 export async function loadCaptioner(source: BundleSource, { warmup = true } = {}): Promise<Captioner> {
-  const { manifest, encoder, decoder, vocabulary, bytes } = await loadBundle(source);
+  const t0 = now();
+  const { manifest, encoder, decoder, vocabulary, bytes, readMs } = await loadBundle(source);
   const size = manifest.encoder.inputSize;
   const calibration = manifest.confidence;
   const features = featureDecoder({ weights: decoderWeights(decoder), vocabulary, featureSize: manifest.encoder.featureSize, maxLength: manifest.decoder.maxLength });
@@ -93,10 +96,12 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       return (encoder.predict(x) as tf.Tensor).dataSync() as Float32Array;
     });
 
+  const loadTimings = { readMs, buildMs: now() - t0 - readMs, warmupMs: 0 };
   const captioner: Captioner = {
     manifest,
     vocabulary,
     bundleBytes: bytes,
+    loadTimings,
     encode(image) {
       return encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]);
     },
@@ -121,8 +126,10 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
     },
   };
   if (warmup) {
+    const t1 = now();
     const gray: RgbImage = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(128) };
     captioner.caption(gray, { beam: 2, maxLength: Math.min(3, features.maxWords) });
+    loadTimings.warmupMs = now() - t1;
   }
   return captioner;
 }

@@ -89,6 +89,8 @@ export function createApp(options: AppOptions = {}) {
         backend: store.current ? tf.getBackend() : null,
         tensors: store.current ? tf.memory().numTensors : null,
         wasmMemoryBytes: store.current ? wasmMemoryBytes() : null,
+        // Where this isolate's model load went (ms). On Cloudflare the clock only advances across I/O, so there CPU-only phases read 0.
+        load: store.loadBreakdown,
       });
     });
 

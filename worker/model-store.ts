@@ -13,6 +13,8 @@ export class ModelStore {
   private loaded: Captioner | null = null;
   /** Milliseconds the last successful load took (backend init + bundle + warm-up). */
   loadMs: number | null = null;
+  /** The same, by phase (the cold-start breakdown /healthz reports). */
+  loadBreakdown: { backendMs: number; readMs: number; buildMs: number; warmupMs: number } | null = null;
 
   constructor(private readonly source: () => BundleSource) {}
 
@@ -41,13 +43,16 @@ export class ModelStore {
     if (this.loaded) return Promise.resolve(this.loaded);
     if (!this.loading) {
       const t0 = Date.now();
+      let backendMs = 0;
       this.loading = (async () => {
         await initWasmBackend();
+        backendMs = Date.now() - t0;
         return loadCaptioner(this.source());
       })().then(
         (c) => {
           this.loaded = c;
           this.loadMs = Date.now() - t0;
+          this.loadBreakdown = { backendMs, ...c.loadTimings };
           return c;
         },
         (e: unknown) => {

@@ -153,7 +153,20 @@ export const OPENAPI = {
       Health: {
         type: 'object',
         required: ['status', 'modelLoaded'],
-        properties: { status: { const: 'ok' }, modelLoaded: { type: 'boolean' }, backend: { type: ['string', 'null'] }, tensors: { type: ['integer', 'null'] }, wasmMemoryBytes: { type: ['integer', 'null'] } },
+        properties: {
+          status: { const: 'ok' },
+          modelLoaded: { type: 'boolean' },
+          backend: { type: ['string', 'null'] },
+          tensors: { type: ['integer', 'null'] },
+          wasmMemoryBytes: { type: ['integer', 'null'] },
+          load: {
+            description: "Where this isolate's model load went, in ms: wasm backend start, reading the bundle, building the models (parse, dequantise, upload), warm-up. null before the first load.",
+            oneOf: [
+              { type: 'null' },
+              { type: 'object', required: ['backendMs', 'readMs', 'buildMs', 'warmupMs'], additionalProperties: false, properties: { backendMs: ms, readMs: ms, buildMs: ms, warmupMs: ms } },
+            ],
+          },
+        },
       },
     },
   },

@@ -11,17 +11,28 @@ export interface LoadedBundle {
   vocabulary: Vocabulary;
   /** Bytes of every file read (manifest, vocabulary, model.json files and shards). */
   bytes: number;
+  /** Wall time spent waiting for file reads (the rest of loading is parsing and tensor creation). */
+  readMs: number;
 }
 
 /** Reads and cross-checks a bundle; every mismatch is a BundleError that says what does not fit. */
 export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
   let bytes = 0;
+  // Reads overlap (encoder and decoder load in parallel): count the time any read is pending.
+  let pending = 0;
+  let since = 0;
+  let readMs = 0;
   const counted: BundleSource = {
     description: source.description,
     read: async (p) => {
-      const b = await source.read(p);
-      bytes += b.byteLength;
-      return b;
+      if (pending++ === 0) since = clock();
+      try {
+        const b = await source.read(p);
+        bytes += b.byteLength;
+        return b;
+      } finally {
+        if (--pending === 0) readMs += clock() - since;
+      }
     },
   };
   const readJson = async (path: string): Promise<unknown> => {
@@ -57,8 +68,10 @@ export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
   };
   const [vocab, encoder, decoder] = await Promise.all([vocabulary, load(manifest.encoder.modelPath, 'encoder'), load(manifest.decoder.modelPath, 'decoder')]);
   checkShapes(manifest, vocab, encoder, decoder);
-  return { manifest, encoder, decoder, vocabulary: vocab, bytes };
+  return { manifest, encoder, decoder, vocabulary: vocab, bytes, readMs };
 }
+
+const clock = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tfl.LayersModel, decoder: tfl.LayersModel): void {
   const problems: string[] = [];

@@ -73,7 +73,15 @@ export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: n
  * real HTTP need no trained model. The assets folder is removed on stop.
  */
 export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<string, string>; files?: Record<string, string | Uint8Array> } = {}): Promise<DevServer> {
-  const { mkdirSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { rmSync } = await import('node:fs');
+  const assets = await tinyAssets(opts);
+  const server = await startWranglerDev({ assetsDir: assets, vars: opts.vars });
+  return { ...server, stop: async () => { await server.stop(); rmSync(assets, { recursive: true, force: true }); } };
+}
+
+/** An assets folder with a tiny random-weight bundle and a page (the caller removes it). */
+export async function tinyAssets(opts: { pageHtml?: string; files?: Record<string, string | Uint8Array> } = {}): Promise<string> {
+  const { mkdirSync, mkdtempSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { dirname, join } = await import('node:path');
   const { tinyBundle } = await import('./tiny-bundle');
@@ -84,6 +92,5 @@ export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<s
   }
   writeFileSync(join(assets, 'index.html'), opts.pageHtml ?? '<!doctype html><title>test</title>');
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(assets, name), content);
-  const server = await startWranglerDev({ assetsDir: assets, vars: opts.vars });
-  return { ...server, stop: async () => { await server.stop(); rmSync(assets, { recursive: true, force: true }); } };
+  return assets;
 }
