@@ -51,9 +51,10 @@ const program = new Command()
 
 encoderOptions(program.command('features').description('precompute encoder features for the train and dev splits into the cache'))
   .option('--batch-size <n>', 'images per encoder batch', int, 16)
-  .action(async (flags: EncoderFlags & { cache: string; batchSize: number }) => {
+  .option('--float16', 'store float16 (half the disk) and hold nothing in memory: for 7×7 grids, e.g. --layer MobilenetEdgeTPU_Conv_1_Relu_relu')
+  .action(async (flags: EncoderFlags & { cache: string; batchSize: number; float16?: boolean }) => {
     const { featuresCommand } = await import('./commands/features');
-    await featuresCommand({ dataPath: program.opts().data, encoderModel: flags.encoder, encoderLayer: flags.layer, normalization: normalizationFor(flags.normalization, flags.encoder), cacheDir: flags.cache, batchSize: flags.batchSize });
+    await featuresCommand({ dataPath: program.opts().data, encoderModel: flags.encoder, encoderLayer: flags.layer, normalization: normalizationFor(flags.normalization, flags.encoder), cacheDir: flags.cache, batchSize: flags.batchSize, float16: Boolean(flags.float16) });
   });
 
 const d = DEFAULT_DECODER_CONFIG;

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { serializeLayersModel } from '../shared/bundle/model-io';
+import { fromFloat16, toFloat16 } from '../shared/bundle/quantize';
 import { decodeImage } from '../shared/image/decode';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { FeatureCache, imageKey } from '../offline/features/cache';
@@ -125,3 +126,37 @@ describe('precomputeFeatures', () => {
     other.dispose();
   });
 });
+
+describe('7×7 grids: float16 cache, filled without holding every grid in memory', () => {
+  it('stores half-size files whose values round-trip within float16 precision, under their own folder', async () => {
+    const modelPath = await saveTinyModel(join(tmp, 'grid-model'));
+    const grid = await loadFeatureEncoder({ modelPath, layer: 'conv', normalization: UNIT_RANGE_NORMALIZATION });
+    expect(grid.featureSize).toBe(7 * 7 * 4); // the conv's 7×7×4 output, flattened
+    const imageDir = join(tmp, 'grid-images');
+    mkdirSync(imageDir);
+    const names = ['g0.jpg', 'g1.jpg', 'g2.jpg'];
+    names.forEach((n, i) => writeFileSync(join(imageDir, n), randomJpeg(i + 11)));
+    const cacheDir = join(tmp, 'grid-cache');
+    const r = await precomputeFeatures({ dataset: { imageDir }, names, encoder: grid, cacheDir, float16: true, collect: false, progress: false });
+    expect(r.names).toEqual(names);
+    expect(r.matrix.length).toBe(0);
+    expect(r.stats.computed).toBe(3);
+    const cache = new FeatureCache(cacheDir, `${grid.id}-f16`, grid.featureSize, 'f16');
+    const key = imageKey(readFileSync(join(imageDir, 'g1.jpg')));
+    expect(readFileSync(cache.pathOf(key)).byteLength).toBe(grid.featureSize * 2);
+    const exact = grid.encodeBatch([decodeImage(readFileSync(join(imageDir, 'g1.jpg')))]);
+    const stored = cache.get(key)!;
+    for (let i = 0; i < exact.length; i++) expect(Math.abs(stored[i] - exact[i])).toBeLessThanOrEqual(Math.abs(exact[i]) * 2 ** -11 + 1e-7);
+    // A second run finds them all without reading them.
+    const again = await precomputeFeatures({ dataset: { imageDir }, names, encoder: grid, cacheDir, float16: true, collect: false, progress: false });
+    expect(again.stats.fromCache).toBe(3);
+    expect(again.stats.computed).toBe(0);
+    grid.dispose();
+  });
+
+  it('fromFloat16 inverts toFloat16 on every representable half', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i).filter((h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0); // no NaNs
+    expect(Array.from(toFloat16(fromFloat16(all)))).toEqual(Array.from(all));
+  });
+});
+

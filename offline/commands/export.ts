@@ -12,11 +12,12 @@ export async function exportCommand(o: { bundleDir: string; outDir: string; quan
   if (b.manifest.quantization !== 'none' && b.manifest.quantization !== o.quantization) {
     console.error(`warning: the source bundle is already ${b.manifest.quantization}-quantized; errors add up`);
   }
-  const { format: _f, formatVersion: _v, quantization: _q, vocabulary: _voc, metrics, ...rest } = b.manifest;
-  // Metrics were measured on the source's weights: they only carry over when those stay the same.
+  const { format: _f, formatVersion: _v, quantization: _q, vocabulary: _voc, metrics, confidence, ...rest } = b.manifest;
+  // Metrics and the confidence calibration were measured on the source's weights: they only carry over when those stay the same.
   const same = b.manifest.quantization === o.quantization;
-  const manifest = same ? { ...rest, metrics } : rest;
+  const manifest = same ? { ...rest, metrics, confidence } : rest;
   if (!same && metrics) console.error(`metrics of the ${b.manifest.quantization} bundle dropped; score the new one with offline:evaluate`);
+  if (!same && confidence) console.error(`confidence calibration of the ${b.manifest.quantization} bundle dropped; fit it again with offline:calibrate`);
   const files = await writeBundle({ manifest, encoder: b.encoder, decoder: b.decoder, vocabulary: b.vocabulary, quantization: o.quantization });
   writeDirAtomic(o.outDir, files);
   const bytes = [...files.values()].reduce((a, x) => a + x.byteLength, 0);

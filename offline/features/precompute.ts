@@ -25,6 +25,10 @@ export interface PrecomputeOptions {
   onProgress?: (p: PrecomputeProgress) => void;
   /** Show the progress bar / progress lines on stderr (default true). */
   progress?: boolean;
+  /** Store as float16 (`.f16`, under its own cache folder): for 7×7 grids. */
+  float16?: boolean;
+  /** false: only fill the cache; the result's matrix stays empty (grids of every photo do not fit in memory). */
+  collect?: boolean;
 }
 
 export interface PrecomputeStats {
@@ -39,7 +43,7 @@ export interface PrecomputeStats {
 export interface PrecomputeResult {
   /** The names that have features, in input order. */
   names: string[];
-  /** names.length × encoder.featureSize, row-major. */
+  /** names.length × encoder.featureSize, row-major (empty when not collected). */
   matrix: Float32Array;
   stats: PrecomputeStats;
 }
@@ -51,7 +55,8 @@ export interface PrecomputeResult {
 export async function precomputeFeatures(opts: PrecomputeOptions): Promise<PrecomputeResult> {
   const { dataset, names, encoder, batchSize = 16, onProgress } = opts;
   const t0 = performance.now();
-  const cache = new FeatureCache(opts.cacheDir, encoder.id, encoder.featureSize);
+  const collect = opts.collect ?? true;
+  const cache = new FeatureCache(opts.cacheDir, opts.float16 ? `${encoder.id}-f16` : encoder.id, encoder.featureSize, opts.float16 ? 'f16' : 'f32');
   cache.writeInfo({ modelPath: encoder.modelPath, layer: encoder.layer ?? null, inputSize: encoder.inputSize, normalization: encoder.normalization });
 
   const features: (Float32Array | undefined)[] = new Array(names.length);
@@ -72,7 +77,7 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
     const bytes = read(index);
     if (!bytes) continue;
     const key = imageKey(bytes);
-    const hit = cache.get(key);
+    const hit = collect ? cache.get(key) : cache.has(key) ? EMPTY : undefined;
     if (hit) {
       features[index] = hit;
       fromCache++;
@@ -99,7 +104,7 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
       batch.forEach(({ index, key }, i) => {
         const f = out.slice(i * encoder.featureSize, (i + 1) * encoder.featureSize);
         cache.put(key, f);
-        features[index] = f;
+        features[index] = collect ? f : EMPTY;
       });
       computed += batch.length;
       const n = Math.min(batchSize, todo.length - b);
@@ -112,10 +117,10 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
   }
 
   const kept: string[] = [];
-  const matrix = new Float32Array(names.length * encoder.featureSize);
+  const matrix = new Float32Array(collect ? names.length * encoder.featureSize : 0);
   features.forEach((f, index) => {
     if (!f) return;
-    matrix.set(f, kept.length * encoder.featureSize);
+    if (collect) matrix.set(f, kept.length * encoder.featureSize);
     kept.push(names[index]);
   });
   const seconds = (performance.now() - t0) / 1000;
@@ -126,7 +131,7 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
   }
   return {
     names: kept,
-    matrix: kept.length === names.length ? matrix : matrix.slice(0, kept.length * encoder.featureSize),
+    matrix: !collect || kept.length === names.length ? matrix : matrix.slice(0, kept.length * encoder.featureSize),
     stats: {
       computed,
       fromCache,
@@ -136,6 +141,9 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
     },
   };
 }
+
+/** Marks "in the cache" when features are not collected. */
+const EMPTY = new Float32Array(0);
 
 function message(e: unknown): string {
   return String(e instanceof Error ? e.message : e).split('\n')[0];

@@ -134,3 +134,18 @@ export function toFloat16(values: Float32Array): Uint16Array {
   }
   return out;
 }
+
+/** IEEE half → float32 (exact: every half value is a float32). */
+export function fromFloat16(halves: Uint16Array): Float32Array {
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) {
+    const h = halves[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    if (exp === 0) out[i] = sign * mant * 2 ** -24;
+    else if (exp === 0x1f) out[i] = mant ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
