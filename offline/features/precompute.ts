@@ -56,7 +56,8 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
   const { dataset, names, encoder, batchSize = 16, onProgress } = opts;
   const t0 = performance.now();
   const collect = opts.collect ?? true;
-  const cache = new FeatureCache(opts.cacheDir, opts.float16 ? `${encoder.id}-f16` : encoder.id, encoder.featureSize, opts.float16 ? 'f16' : 'f32');
+  const cacheId = opts.float16 ? `${encoder.id}-f16` : encoder.id;
+  const cache = new FeatureCache(opts.cacheDir, cacheId, encoder.featureSize, opts.float16 ? 'f16' : 'f32');
   cache.writeInfo({ modelPath: encoder.modelPath, layer: encoder.layer ?? null, inputSize: encoder.inputSize, normalization: encoder.normalization });
 
   const features: (Float32Array | undefined)[] = new Array(names.length);
@@ -85,7 +86,7 @@ export async function precomputeFeatures(opts: PrecomputeOptions): Promise<Preco
   }
 
   // Pass 2: decode + encode the misses in batches (files are read again to keep memory flat).
-  const bar = opts.progress === false ? undefined : createProgress(todo.length, `features ${encoder.id}`, { unit: 'img' });
+  const bar = opts.progress === false ? undefined : createProgress(todo.length, `features ${cacheId}`, { unit: 'img' });
   let computed = 0;
   let done = 0;
   try {
