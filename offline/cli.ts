@@ -35,6 +35,13 @@ function normalizationFor(mode: string, modelPath: string): Normalization {
 }
 type EncoderFlags = { encoder: string; layer?: string; normalization: string };
 
+/** What every training command takes: its run folder (an existing one resumes), epochs and learning rate. */
+const trainingRunOptions = (cmd: Command, o: { epochs: number; lr: number; lrHelp?: string }) =>
+  cmd
+    .option('--run <dir>', 'run folder (an existing one resumes)')
+    .option('--epochs <n>', 'epochs (more than a finished run had: it is extended)', int, o.epochs)
+    .option('--lr <x>', o.lrHelp ?? 'Adam learning rate', num, o.lr);
+
 const encoderOptions = (cmd: Command) =>
   cmd
     .option('--encoder <model.json>', 'tfjs-layers model used as the image encoder (env TEACHER_MODEL)', paths.teacherModel)
@@ -58,16 +65,13 @@ encoderOptions(program.command('features').description('precompute encoder featu
   });
 
 const d = DEFAULT_DECODER_CONFIG;
-encoderOptions(program.command('train').description('train the caption decoder (runs every stage it needs, reusing cached results), then evaluate and export'))
+trainingRunOptions(encoderOptions(program.command('train').description('train the caption decoder (runs every stage it needs, reusing cached results), then evaluate and export')), { epochs: d.epochs, lr: d.learningRate })
   .option('--glove <path>', 'GloVe text file for the embeddings (env GLOVE_PATH)', paths.glovePath)
   .option('--no-glove', 'learn embeddings from scratch')
-  .option('--run <dir>', 'run folder (an existing one resumes)')
-  .option('--epochs <n>', 'epochs', int, d.epochs)
   .option('--batch-size <n>', 'captions per batch', int, d.batchSize)
   .option('--units <n>', 'LSTM units', int, d.units)
   .option('--embedding-size <n>', 'word embedding size (GloVe: 100)', int, d.embeddingSize)
   .option('--dropout <p>', 'dropout rate', num, d.dropout)
-  .option('--lr <x>', 'Adam learning rate', num, d.learningRate)
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, d.lrDecay)
   .option('--patience <n>', 'early-stopping patience in epochs', int, d.patience)
   .option('--min-word-count <n>', 'vocabulary minimum count', int, d.minWordCount)
@@ -113,19 +117,15 @@ encoderOptions(program.command('train').description('train the caption decoder (
   });
 
 const sc = DEFAULT_SCST_CONFIG;
-program
-  .command('scst')
+trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learningRate })
   .description("self-critical training of a bundle's decoder on CIDEr-D (after cross-entropy), then evaluate and export")
   .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model or runs/<decoder run>/bundle-none')
   .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
   .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
   .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
-  .option('--run <dir>', 'run folder (an existing one resumes)')
-  .option('--epochs <n>', 'epochs', int, sc.epochs)
   .option('--batch-images <n>', 'photos per step', int, sc.batchImages)
   .option('--samples <n>', 'captions sampled per photo (≥ 2)', int, sc.samples)
-  .option('--lr <x>', 'Adam learning rate', num, sc.learningRate)
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, sc.lrDecay)
   .option('--patience <n>', 'early-stopping patience in epochs', int, sc.patience)
   .option('--checkpoint-every <n>', 'steps between mid-epoch checkpoints', int, sc.checkpointEvery)
@@ -225,21 +225,17 @@ program
   });
 
 const dc = DEFAULT_DISTILL_CONFIG;
-program
-  .command('distill')
+trainingRunOptions(program.command('distill'), { epochs: dc.epochs, lr: dc.learningRate, lrHelp: 'peak Adam learning rate (cosine decay)' })
   .description('distil a compact VGG16 from a teacher CNN on the train split (+ unsplit photos), with checkpoints and resume')
   .option('--teacher <model.json>', 'teacher tfjs-layers model (env TEACHER_MODEL)', paths.teacherModel)
   .option('--teacher-layer <name>', 'teacher layer whose output the student learns', 'global_average_pooling2d_1')
   .addOption(new Option('--teacher-normalization <mode>', "pixel normalisation the teacher expects ('auto': its normalization.json, else unit)").choices(NORMALIZATION_MODES).default('auto'))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
-  .option('--run <dir>', 'run folder (an existing one resumes)')
   .option('--width <x>', 'width multiplier on VGG16 channels', num, dc.widthMultiplier)
   .option('--input-size <n>', 'student input side (multiple of 32)', int, dc.inputSize)
   .option('--head <n>', "channels of a 1×1 head convolution pooled over the last grid (0 = VGG16's max-pool head)", int, dc.headChannels)
   .option('--init-student <model.json>', "start a fresh run from this student's layers that match by name and shape (e.g. assets/model/encoder/model.json)")
-  .option('--epochs <n>', 'epochs', int, dc.epochs)
   .option('--batch-size <n>', 'views per step', int, dc.batchSize)
-  .option('--lr <x>', 'peak Adam learning rate (cosine decay)', num, dc.learningRate)
   .option('--warmup-steps <n>', 'linear learning-rate warm-up steps', int, dc.warmupSteps)
   .option('--dev-images <n>', 'dev images for the fidelity check (0 = all)', int, dc.devImages)
   .option('--decoder-bundle <dir>', 'bundle whose decoder was trained on teacher features: dev CIDEr-D on student features each epoch')
