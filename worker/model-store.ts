@@ -19,14 +19,25 @@ export class ModelStore {
   constructor(private readonly source: () => BundleSource) {}
 
   private manifestHash: Promise<string> | null = null;
+  private manifestBytes: Promise<Uint8Array> | null = null;
+
+  /** manifest.json, read once per isolate: the cache key and the model load share it (one asset read fewer on a cold miss). */
+  private readManifest(): Promise<Uint8Array> {
+    this.manifestBytes ??= this.source()
+      .read('manifest.json')
+      .catch((e: unknown) => {
+        this.manifestBytes = null;
+        throw e;
+      });
+    return this.manifestBytes;
+  }
 
   /**
    * A short hash of the bundle's manifest.json, read once per isolate without loading the model:
    * what the response cache keys on, so a cache hit in a cold isolate costs no model load.
    */
   modelKey(): Promise<string> {
-    this.manifestHash ??= this.source()
-      .read('manifest.json')
+    this.manifestHash ??= this.readManifest()
       .then(async (bytes) => (await sha256Hex(bytes)).slice(0, 16))
       .catch((e: unknown) => {
         this.manifestHash = null;
@@ -47,7 +58,8 @@ export class ModelStore {
       this.loading = (async () => {
         await initWasmBackend();
         backendMs = Date.now() - t0;
-        return loadCaptioner(this.source());
+        const source = this.source();
+        return loadCaptioner({ description: source.description, read: (p) => (p === 'manifest.json' ? this.readManifest() : source.read(p)) });
       })().then(
         (c) => {
           this.loaded = c;
@@ -57,6 +69,9 @@ export class ModelStore {
         },
         (e: unknown) => {
           this.loading = null;
+          // A broken bundle may be fixed: read everything again next time.
+          this.manifestBytes = null;
+          this.manifestHash = null;
           throw new ApiError(503, 'model_unavailable', `the caption model could not be loaded: ${(e as Error).message}`);
         },
       );

@@ -114,7 +114,7 @@ export const captionsRoute = new Hono<AppEnv>()
     const { multipart, uploads } = await uploadedImages(c.req.raw, cfg.maxBodyBytes, cfg.maxImages);
     // One photo, same bytes, options and model as before: the stored answer (RFC 9211 Cache-Status).
     const tCache = now();
-    const cache = multipart ? null : await c.get('models').modelKey().then((key) => captionCache(uploads[0].bytes, options, key, cfg.cacheTtlSeconds), () => null);
+    const cache = multipart || cfg.cacheTtlSeconds <= 0 ? null : await c.get('models').modelKey().then((key) => captionCache(uploads[0].bytes, options, key, cfg.cacheTtlSeconds), () => null);
     const cached = await cache?.get();
     const log = c.get('log');
     if (log && cache) log.cache = cached !== undefined ? 'hit' : 'miss';
