@@ -5,12 +5,12 @@
  * response cache off, one warm-up request each; median of `--runs`.
  *   npx tsx bench/expect-continue.ts --runs 7
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startWranglerDev } from '../test/helpers/wrangler-dev';
+import { startDevServe, startWranglerDev } from '../test/helpers/wrangler-dev';
 import { photoJpeg } from './images';
 import { median } from './stats';
 
@@ -39,19 +39,6 @@ function measure(url: string): { plainMs: number; noExpectMs: number } {
   return { plainMs: median(plain), noExpectMs: median(off) };
 }
 
-async function startServe(port: number): Promise<() => void> {
-  const child = spawn('npx', ['tsx', 'dev/serve.ts', '--port', String(port), '--var', 'CACHE_TTL_SECONDS:0'], { cwd: root, stdio: 'ignore', detached: true });
-  for (let t = 0; t < 600; t++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return () => process.kill(-child.pid!, 'SIGTERM');
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('dev/serve.ts did not start');
-}
-
 try {
   console.log(`upload: ${(photo.byteLength / 2 ** 20).toFixed(2)} MB JPEG (3600×2700); median of ${args.runs}`);
   const bare = await startWranglerDev({ assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
@@ -61,13 +48,12 @@ try {
   } finally {
     await bare.stop();
   }
-  const port = 18000 + Math.floor(Math.random() * 1000);
-  const stop = await startServe(port);
+  const serve = await startDevServe(['--var', 'CACHE_TTL_SECONDS:0']);
   let after;
   try {
-    after = measure(`http://127.0.0.1:${port}`);
+    after = measure(serve.url);
   } finally {
-    stop();
+    serve.stop();
   }
   for (const [label, m] of [['wrangler dev (before)', before], ['npm start (after)', after]] as const) {
     console.log(`${label}: plain curl ${m.plainMs.toFixed(0)} ms, with -H 'Expect:' ${m.noExpectMs.toFixed(0)} ms, ratio ${(m.plainMs / m.noExpectMs).toFixed(2)}`);

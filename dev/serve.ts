@@ -12,9 +12,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort } from './free-port';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,17 +24,6 @@ const { values: args } = parseArgs({
     var: { type: 'string', multiple: true, default: [] },
   },
 });
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
 
 const root = resolve(import.meta.dirname, '..');
 const inner = await freePort();

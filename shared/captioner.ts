@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BundleManifest } from './bundle/manifest';
+import { now } from './clock';
 import { captionConfidence, imageStats, photoDistance } from './confidence';
 import { loadBundle } from './bundle/load';
 import type { BundleSource } from './bundle/source';
@@ -59,8 +60,6 @@ export interface Captioner {
   dispose(): void;
 }
 
-const now = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
-
 /** Resolves options against the bundle; throws a CaptionOptionError naming the valid range. */
 export function resolveOptions(opts: CaptionOptions, maxWords: number): Required<CaptionOptions> {
   const beam = opts.beam ?? 3;
@@ -109,8 +108,8 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       features.resolve(options); // a bad option fails before any work
       const t0 = now();
       const input = toEncoderInput(image, size, manifest.encoder.normalization);
-      const t1 = now();
       const distance = calibration ? photoDistance(imageStats(input, size, manifest.encoder.normalization), calibration.imageStats) : 0;
+      const t1 = now();
       const f = encodeBatch([input]);
       const t2 = now();
       const [r] = features.captionFeatures(f, options);

@@ -1,4 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { now } from '../clock';
 import { Vocabulary } from '../text/vocabulary';
 import { BundleError, validateManifest, type BundleManifest } from './manifest';
 import { loadLayersModel } from './model-io';
@@ -25,13 +26,13 @@ export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
   const counted: BundleSource = {
     description: source.description,
     read: async (p) => {
-      if (pending++ === 0) since = clock();
+      if (pending++ === 0) since = now();
       try {
         const b = await source.read(p);
         bytes += b.byteLength;
         return b;
       } finally {
-        if (--pending === 0) readMs += clock() - since;
+        if (--pending === 0) readMs += now() - since;
       }
     },
   };
@@ -70,8 +71,6 @@ export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
   checkShapes(manifest, vocab, encoder, decoder);
   return { manifest, encoder, decoder, vocabulary: vocab, bytes, readMs };
 }
-
-const clock = (): number => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
 function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tfl.LayersModel, decoder: tfl.LayersModel): void {
   const problems: string[] = [];

@@ -46,6 +46,34 @@ export function parseQuant(b: Uint8Array, s: number, e: number, quant: (Uint16Ar
   }
 }
 
+/** A scan header (SOS, T.81 B.2.3): the components it codes with their DC/AC table ids, the spectral band and approximation bits. */
+export interface ScanHeader<C> {
+  comps: { c: C; td: number; ta: number }[];
+  ss: number;
+  se: number;
+  ah: number;
+  al: number;
+}
+
+/** Parses an SOS header against the frame's components: lengths, unknown or repeated components, blocks per MCU. */
+export function parseScanHeader<C extends { id: number; h: number; v: number }>(b: Uint8Array, s: number, e: number, components: C[]): ScanHeader<C> {
+  const ns = b[s];
+  if (ns < 1 || ns > 4 || e - s !== 4 + 2 * ns) throw corrupt(`scan header for ${ns} components has length ${e - s + 2}`);
+  const comps: ScanHeader<C>['comps'] = [];
+  let blocksPerMcu = 0;
+  for (let i = 0; i < ns; i++) {
+    const id = b[s + 1 + 2 * i];
+    const c = components.find((x) => x.id === id);
+    if (!c) throw corrupt(`scan refers to unknown component ${id}`);
+    if (comps.some((x) => x.c === c)) throw corrupt(`scan lists component ${id} twice`);
+    comps.push({ c, td: b[s + 2 + 2 * i] >> 4, ta: b[s + 2 + 2 * i] & 15 });
+    blocksPerMcu += c.h * c.v;
+  }
+  if (ns > 1 && blocksPerMcu > 10) throw corrupt(`interleaved scan has ${blocksPerMcu} blocks per MCU (at most 10)`);
+  const a = b[s + 3 + 2 * ns];
+  return { comps, ss: b[s + 1 + 2 * ns], se: b[s + 2 + 2 * ns], ah: a >> 4, al: a & 15 };
+}
+
 export function parseHuffman(b: Uint8Array, s: number, e: number, dc: (HuffTable | null)[], ac: (HuffTable | null)[]): void {
   let o = s;
   while (o < e) {

@@ -1,4 +1,4 @@
-import { BitReader, corrupt, ZIGZAG, type HuffTable } from './jpeg-bits';
+import { BitReader, corrupt, parseScanHeader, ZIGZAG, type HuffTable } from './jpeg-bits';
 import type { Component, Frame } from './jpeg-scaled';
 
 /**
@@ -59,30 +59,24 @@ export function parseProgressiveScan(
   b: Uint8Array, s: number, e: number, frame: Frame,
   dcTables: (HuffTable | null)[], acTables: (HuffTable | null)[],
 ): ProgressiveScan {
-  const ns = b[s];
-  if (ns < 1 || ns > 4 || e - s !== 4 + 2 * ns) throw corrupt(`scan header for ${ns} components has length ${e - s + 2}`);
-  const ss = b[s + 1 + 2 * ns];
-  const se = b[s + 2 + 2 * ns];
-  const ah = b[s + 3 + 2 * ns] >> 4;
-  const al = b[s + 3 + 2 * ns] & 15;
+  const { comps, ss, se, ah, al } = parseScanHeader(b, s, e, frame.components);
   // G.1.1.1.1: a DC scan is band 0..0; an AC band lies in 1..63 and covers one component.
-  const validBand = ss === 0 ? se === 0 : se >= ss && se <= 63 && ns === 1;
-  if (!validBand || ah > 13 || al > 13) throw corrupt(`progressive scan has spectral selection ${ss}..${se} / approximation ${ah}/${al} for ${ns} components`);
-  const comps: ScanComponent[] = [];
-  let blocksPerMcu = 0;
-  for (let i = 0; i < ns; i++) {
-    const id = b[s + 1 + 2 * i];
-    const c = frame.components.find((x) => x.id === id);
-    if (!c) throw corrupt(`scan refers to unknown component ${id}`);
-    if (comps.some((x) => x.c === c)) throw corrupt(`scan lists component ${id} twice`);
-    const dc = ss === 0 && ah === 0 ? dcTables[b[s + 2 + 2 * i] >> 4] : null;
-    const ac = ss > 0 ? acTables[b[s + 2 + 2 * i] & 15] : null;
-    if ((ss === 0 && ah === 0 && !dc) || (ss > 0 && !ac)) throw corrupt(`scan uses an undefined Huffman table for component ${id}`);
-    comps.push({ c, dc, ac, pred: 0 });
-    blocksPerMcu += c.h * c.v;
-  }
-  if (ns > 1 && blocksPerMcu > 10) throw corrupt(`interleaved scan has ${blocksPerMcu} blocks per MCU (at most 10)`);
-  return { comps, ss, se, ah, al, eobrun: 0 };
+  const validBand = ss === 0 ? se === 0 : se >= ss && se <= 63 && comps.length === 1;
+  if (!validBand || ah > 13 || al > 13) throw corrupt(`progressive scan has spectral selection ${ss}..${se} / approximation ${ah}/${al} for ${comps.length} components`);
+  return {
+    comps: comps.map(({ c, td, ta }) => {
+      // Only a first DC scan reads DC codes; only AC scans read AC codes.
+      const dc = ss === 0 && ah === 0 ? dcTables[td] : null;
+      const ac = ss > 0 ? acTables[ta] : null;
+      if ((ss === 0 && ah === 0 && !dc) || (ss > 0 && !ac)) throw corrupt(`scan uses an undefined Huffman table for component ${c.id}`);
+      return { c, dc, ac, pred: 0 };
+    }),
+    ss,
+    se,
+    ah,
+    al,
+    eobrun: 0,
+  };
 }
 
 /** Decodes one progressive scan's entropy-coded data starting at `pos`; returns where the reader stopped. */

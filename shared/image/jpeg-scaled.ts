@@ -1,4 +1,4 @@
-import { BitReader, corrupt, FAST_BITS, FAST_MASK, hex, parseHuffman, parseQuant, ZIGZAG, type HuffTable } from './jpeg-bits';
+import { BitReader, corrupt, FAST_BITS, FAST_MASK, hex, parseHuffman, parseQuant, parseScanHeader, ZIGZAG, type HuffTable } from './jpeg-bits';
 import { decodeProgressiveScan, parseProgressiveScan, progressiveBytes, progressiveCoefficients, progressiveToPlanes, type ProgressiveCoefficients } from './jpeg-progressive';
 import { ImageInputError, type RgbImage } from './types';
 
@@ -264,36 +264,25 @@ function parseScan(
   b: Uint8Array, s: number, e: number, frame: Frame,
   dcTables: (HuffTable | null)[], acTables: (HuffTable | null)[], quant: (Uint16Array | null)[],
 ): Scan {
-  const ns = b[s];
-  if (ns < 1 || ns > 4 || e - s !== 4 + 2 * ns) throw corrupt(`scan header for ${ns} components has length ${e - s + 2}`);
-  const ss = b[s + 1 + 2 * ns];
-  const se = b[s + 2 + 2 * ns];
-  const ahal = b[s + 3 + 2 * ns];
-  if (ss !== 0 || se !== 63 || ahal !== 0) throw corrupt(`sequential scan has spectral selection ${ss}..${se} / approximation ${ahal}`);
-  const comps: ScanComponent[] = [];
-  let blocksPerMcu = 0;
-  for (let i = 0; i < ns; i++) {
-    const id = b[s + 1 + 2 * i];
-    const c = frame.components.find((x) => x.id === id);
-    if (!c) throw corrupt(`scan refers to unknown component ${id}`);
-    if (comps.some((x) => x.c === c)) throw corrupt(`scan lists component ${id} twice`);
-    const dc = dcTables[b[s + 2 + 2 * i] >> 4];
-    const ac = acTables[b[s + 2 + 2 * i] & 15];
-    if (!dc || !ac) throw corrupt(`scan uses an undefined Huffman table for component ${id}`);
-    const q = quant[c.tq];
-    if (!q) throw corrupt(`component ${id} uses undefined quantisation table ${c.tq}`);
-    const qz = new Float64Array(64);
-    const usedH = usedFrequencies(c.nh);
-    const usedV = usedFrequencies(c.nv);
-    for (let k = 0; k < 64; k++) {
-      const nat = ZIGZAG[k];
-      if (usedV[nat >> 3] && usedH[nat & 7]) qz[k] = q[nat];
-    }
-    comps.push({ c, dc, ac, qz, pred: 0 });
-    blocksPerMcu += c.h * c.v;
-  }
-  if (ns > 1 && blocksPerMcu > 10) throw corrupt(`interleaved scan has ${blocksPerMcu} blocks per MCU (at most 10)`);
-  return { comps };
+  const { comps, ss, se, ah, al } = parseScanHeader(b, s, e, frame.components);
+  if (ss !== 0 || se !== 63 || ah !== 0 || al !== 0) throw corrupt(`sequential scan has spectral selection ${ss}..${se} / approximation ${ah}/${al}`);
+  return {
+    comps: comps.map(({ c, td, ta }) => {
+      const dc = dcTables[td];
+      const ac = acTables[ta];
+      if (!dc || !ac) throw corrupt(`scan uses an undefined Huffman table for component ${c.id}`);
+      const q = quant[c.tq];
+      if (!q) throw corrupt(`component ${c.id} uses undefined quantisation table ${c.tq}`);
+      const qz = new Float64Array(64);
+      const usedH = usedFrequencies(c.nh);
+      const usedV = usedFrequencies(c.nv);
+      for (let k = 0; k < 64; k++) {
+        const nat = ZIGZAG[k];
+        if (usedV[nat >> 3] && usedH[nat & 7]) qz[k] = q[nat];
+      }
+      return { c, dc, ac, qz, pred: 0 };
+    }),
+  };
 }
 
 /** Decodes one scan's entropy-coded data starting at `pos`; returns where the reader stopped. */

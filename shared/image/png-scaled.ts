@@ -68,6 +68,7 @@ export function decodePngScaled(bytes: Uint8Array, header: PngHeader, k: number)
   // Colour lookup for palette / gray at ≤ 8 bits: sample → RGB over white, built once.
   let lut: Uint8Array | null = null;
   let key: number[] | null = null;
+  let tables = false;
   const sums = new Uint32Array(out.width * 3);
   const data = new Uint8Array(out.width * out.height * 3);
   const rgb = new Uint8Array(width * 3);
@@ -78,7 +79,6 @@ export function decodePngScaled(bytes: Uint8Array, header: PngHeader, k: number)
     const bit = i * depth;
     return (row[bit >> 3] >> (8 - depth - (bit & 7))) & maxv;
   };
-  // 8-bit alpha over white: (v·a)/255 + 255 − a, rounded, for every (v, a) pair at once.
   const over8 = depth === 8 && (channels === 2 || channels === 4) ? alphaOverWhite() : null;
   const toRgb = (row: Uint8Array): Uint8Array => {
     if (depth === 8 && !key && !lut) {
@@ -181,7 +181,11 @@ export function decodePngScaled(bytes: Uint8Array, header: PngHeader, k: number)
     if (type === 'PLTE') palette = body;
     else if (type === 'tRNS') trns = body;
     else if (type === 'IDAT') {
-      if (!lut && !key) [lut, key] = colourTables(colorType, depth, palette, trns);
+      // PLTE and tRNS come before the first IDAT (PNG §5.6), so the tables are complete here.
+      if (!tables) {
+        [lut, key] = colourTables(colorType, depth, palette, trns);
+        tables = true;
+      }
       try {
         // Steps of 8 kB: deflate expands up to ~1032:1, so one push never inflates more than ~8 MB.
         for (let o = 0; o < body.length; o += 8192) inflator.push(body.subarray(o, o + 8192));
@@ -200,11 +204,14 @@ export function decodePngScaled(bytes: Uint8Array, header: PngHeader, k: number)
   return { width: out.width, height: out.height, data };
 }
 
-/** over[(a << 8) | v] = round((v·a)/255 + 255 − a): an 8-bit sample with alpha a over white. */
+let overWhite: Uint8Array | null = null;
+
+/** over[(a << 8) | v] = round((v·a)/255 + 255 − a): an 8-bit sample with alpha a over white (built once). */
 function alphaOverWhite(): Uint8Array {
-  const t = new Uint8Array(65536);
-  for (let a = 0; a < 256; a++) for (let v = 0; v < 256; v++) t[(a << 8) | v] = Math.round((v * a) / 255 + 255 - a);
-  return t;
+  if (overWhite) return overWhite;
+  overWhite = new Uint8Array(65536);
+  for (let a = 0; a < 256; a++) for (let v = 0; v < 256; v++) overWhite[(a << 8) | v] = Math.round((v * a) / 255 + 255 - a);
+  return overWhite;
 }
 
 /** Palette (or ≤ 8-bit gray) → RGB lookup over white, and the tRNS colour key of the other types. */

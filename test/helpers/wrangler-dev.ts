@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { freePort } from '../../dev/free-port';
 
 export interface DevServer {
   url: string;
@@ -8,17 +8,6 @@ export interface DevServer {
   readyMs: number;
   stop(): Promise<void>;
   output(): string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
 }
 
 /** Starts `wrangler dev` (workerd) on 127.0.0.1, optionally serving another assets folder. */
@@ -94,3 +83,31 @@ export async function tinyAssets(opts: { pageHtml?: string; files?: Record<strin
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(assets, name), content);
   return assets;
 }
+
+/**
+ * `npm start`'s server (dev/serve.ts: wrangler dev behind the front server that answers
+ * `Expect: 100-continue`) on a free port, ready when /healthz answers. Extra arguments go to serve.ts.
+ */
+export async function startDevServe(args: string[] = [], timeoutMs = 90_000): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('npx', ['tsx', 'dev/serve.ts', '--port', String(port), ...args], { cwd: resolve(import.meta.dirname, '..', '..'), stdio: 'ignore', detached: true });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = () => {
+    try {
+      process.kill(-child.pid!, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  };
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { url, stop };
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  stop();
+  throw new Error(`dev/serve.ts did not answer within ${timeoutMs} ms`);
+}
+

@@ -1,18 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyAssets } from '../helpers/wrangler-dev';
+import { startDevServe, tinyAssets } from '../helpers/wrangler-dev';
 
 /**
  * `npm start` (dev/serve.ts): workerd behind a Node front server that answers
  * `Expect: 100-continue` at once (curl asks for it on bodies over 1 MB and otherwise waits 1 s).
  */
-let child: ChildProcess;
+let server: { url: string; stop: () => void };
 let assets: string;
-const port = 19000 + Math.floor(Math.random() * 1000);
+let port: number;
 const photo = Buffer.from(jpeg.encode({ width: 64, height: 48, data: new Uint8Array(64 * 48 * 4).map((_, i) => (i * 37) % 256) }, 90).data);
 // A body over curl's 1 MB threshold: the photo, then padding the JPEG decoder ignores after EOI.
 const big = Buffer.concat([photo, Buffer.alloc(1_500_000)]);
@@ -47,23 +45,11 @@ function exchange(headers: string, body: Buffer, waitForContinue: boolean): Prom
 describe('npm start: dev/serve.ts in front of wrangler dev', () => {
   beforeAll(async () => {
     assets = await tinyAssets();
-    child = spawn('npx', ['tsx', 'dev/serve.ts', '--port', String(port), '--assets', assets], { cwd: resolve(import.meta.dirname, '..', '..'), stdio: 'ignore', detached: true });
-    for (let t = 0; t < 450; t++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
-      } catch {
-        /* not yet */
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    throw new Error('dev/serve.ts did not start');
+    server = await startDevServe(['--assets', assets]);
+    port = Number(new URL(server.url).port);
   }, 120_000);
   afterAll(() => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM');
-    } catch {
-      /* gone */
-    }
+    server?.stop();
     rmSync(assets, { recursive: true, force: true });
   });
 
