@@ -70,6 +70,8 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
   .option('--no-glove', 'learn embeddings from scratch')
   .option('--batch-size <n>', 'captions per batch', int, d.batchSize)
   .option('--units <n>', 'LSTM units', int, d.units)
+  .option('--grid-layer <name>', 'also attend over this encoder layer\'s 7×7 grid (e.g. block5_conv3 of a compact VGG16, MobilenetEdgeTPU_Conv_1_Relu_relu); cached as float16')
+  .option('--attention-size <n>', 'projected grid size the attention works in', int, d.attentionSize)
   .option('--embedding-size <n>', 'word embedding size (GloVe: 100)', int, d.embeddingSize)
   .option('--dropout <p>', 'dropout rate', num, d.dropout)
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, d.lrDecay)
@@ -89,6 +91,7 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
       epochs: f.epochs,
       batchSize: f.batchSize,
       units: f.units,
+      attentionSize: f.attentionSize,
       embeddingSize: f.embeddingSize,
       dropout: f.dropout,
       learningRate: f.lr,
@@ -104,6 +107,7 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
       glovePath: f.glove === false ? null : f.glove,
       encoderModel: f.encoder,
       encoderLayer: f.layer,
+      gridLayer: f.gridLayer,
       normalization: normalizationFor(f.normalization, f.encoder),
       cacheDir: f.cache,
       runsDir: paths.runsDir,
@@ -122,6 +126,7 @@ trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learning
   .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model or runs/<decoder run>/bundle-none')
   .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
   .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
+  .option('--grid-layer <name>', "layer of --encoder an attention decoder reads (default: the bundle's encoder.grid.layer)")
   .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--batch-images <n>', 'photos per step', int, sc.batchImages)
@@ -156,6 +161,7 @@ trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learning
       from: f.from,
       encoderModel: f.encoder,
       encoderLayer: f.layer,
+      gridLayer: f.gridLayer,
       normalization: f.normalization ? normalizationFor(f.normalization, f.encoder ?? '') : undefined,
       cacheDir: f.cache,
       runsDir: paths.runsDir,

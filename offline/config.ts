@@ -6,6 +6,8 @@ export interface DecoderTrainConfig {
   maxLength: number;
   embeddingSize: number;
   units: number;
+  /** With a grid (`--grid-layer`): size of the projected grid the LSTM attends over. */
+  attentionSize: number;
   dropout: number;
   batchSize: number;
   epochs: number;
@@ -26,6 +28,7 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
   maxLength: 22,
   embeddingSize: 100,
   units: 256,
+  attentionSize: 256,
   dropout: 0.4,
   batchSize: 64,
   epochs: 12,

@@ -7,7 +7,7 @@ import type { BundleSource } from './bundle/source';
 import { beamSearch, greedyBatch, type Hypothesis } from './decoding/search';
 import { toEncoderInput } from './image/normalize';
 import type { RgbImage } from './image/types';
-import { decoderWeights, type DecoderWeights } from './models/decoder-ops';
+import { decoderWeights, featureRowSize, type DecoderWeights } from './models/decoder-ops';
 import type { Vocabulary } from './text/vocabulary';
 
 export interface CaptionOptions {
@@ -19,6 +19,14 @@ export interface CaptionOptions {
   maxLength?: number;
   /** Beam ranking: logProb / length^lengthPenalty (0–2). Default 1, the per-word mean. */
   lengthPenalty?: number;
+  /** Return where the decoder looked for each word (attention bundles only). Default false. */
+  attention?: boolean;
+}
+
+/** Per word of the caption (split on spaces), its weights over the encoder's grid cells (row-major), summing to 1. */
+export interface AttentionMap {
+  grid: [number, number];
+  weights: number[][];
 }
 
 export interface ScoredCaption {
@@ -32,6 +40,8 @@ export interface ScoredCaption {
 
 export interface CaptionResult extends ScoredCaption {
   alternatives: ScoredCaption[];
+  /** With `attention: true`: the best caption's attention map. */
+  attention?: AttentionMap;
   timings: { preprocessMs: number; encoderMs: number; decoderMs: number };
 }
 
@@ -53,15 +63,17 @@ export interface Captioner {
   readonly loadTimings: { readMs: number; buildMs: number; warmupMs: number };
   /** Image → caption(s). */
   caption(image: RgbImage, options?: CaptionOptions): CaptionResult;
-  /** Image → encoder feature vector. */
+  /** Image → the decoder's feature row: the encoder's feature, then its grid for attention bundles. */
   encode(image: RgbImage): Float32Array;
-  /** Precomputed features [N·F] → one result per image (what evaluation uses). */
+  /** Length of a feature row (`encode`'s output). */
+  readonly featureRowSize: number;
+  /** Precomputed feature rows [N·featureRowSize] → one result per image (what evaluation uses). */
   captionFeatures(features: Float32Array, options?: CaptionOptions): CaptionResult[];
   dispose(): void;
 }
 
 /** Resolves options against the bundle; throws a CaptionOptionError naming the valid range. */
-export function resolveOptions(opts: CaptionOptions, maxWords: number): Required<CaptionOptions> {
+export function resolveOptions(opts: CaptionOptions, maxWords: number, attends = false): Required<CaptionOptions> {
   const beam = opts.beam ?? 3;
   const alternatives = opts.alternatives ?? 1;
   const maxLength = opts.maxLength ?? maxWords;
@@ -71,7 +83,9 @@ export function resolveOptions(opts: CaptionOptions, maxWords: number): Required
   if (!intIn(maxLength, 1, maxWords)) throw new CaptionOptionError(`maxLength must be an integer from 1 to ${maxWords}, got ${maxLength}`);
   const lengthPenalty = opts.lengthPenalty ?? 1;
   if (!(lengthPenalty >= 0 && lengthPenalty <= 2)) throw new CaptionOptionError(`lengthPenalty must be a number from 0 to 2, got ${lengthPenalty}`);
-  return { beam, alternatives, maxLength, lengthPenalty };
+  const attention = opts.attention ?? false;
+  if (attention && !attends) throw new CaptionOptionError('attention maps need a bundle with an attention decoder (decoder.architecture lstm-attention); this one has none');
+  return { beam, alternatives, maxLength, lengthPenalty, attention };
 }
 
 /**
@@ -87,12 +101,16 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
   const { manifest, encoder, decoder, vocabulary, bytes, readMs } = await loadBundle(source);
   const size = manifest.encoder.inputSize;
   const calibration = manifest.confidence;
-  const features = featureDecoder({ weights: decoderWeights(decoder), vocabulary, featureSize: manifest.encoder.featureSize, maxLength: manifest.decoder.maxLength });
+  const weights = decoderWeights(decoder);
+  const features = featureDecoder({ weights, vocabulary, maxLength: manifest.decoder.maxLength });
 
   const encodeBatch = (inputs: Float32Array[]): Float32Array =>
     tf.tidy(() => {
       const x = tf.tensor4d(concat(inputs), [inputs.length, size, size, 3]);
-      return (encoder.predict(x) as tf.Tensor).dataSync() as Float32Array;
+      const out = encoder.predict(x);
+      if (!Array.isArray(out)) return out.dataSync() as Float32Array;
+      // [feature | grid] per image: the row layout the attention decoder reads.
+      return tf.concat(out.map((t) => tf.reshape(t, [inputs.length, -1])), 1).dataSync() as Float32Array;
     });
 
   const loadTimings = { readMs, buildMs: now() - t0 - readMs, warmupMs: 0 };
@@ -101,6 +119,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
     vocabulary,
     bundleBytes: bytes,
     loadTimings,
+    featureRowSize: features.featureRowSize,
     encode(image) {
       return encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]);
     },
@@ -116,7 +135,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       const t3 = now();
       const rated = (c: ScoredCaption): ScoredCaption => (calibration ? { ...c, confidence: captionConfidence(calibration, c.score, c.caption, distance) } : c);
       const alternatives = r.alternatives.map(rated);
-      return { ...alternatives[0], alternatives, timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
+      return { ...alternatives[0], alternatives, ...(r.attention ? { attention: r.attention } : {}), timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
     },
     captionFeatures: (f, options) => features.captionFeatures(f, options),
     dispose() {
@@ -136,6 +155,8 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
 export interface FeatureDecoder {
   /** Longest caption in words: the decoder's maxLength (tokens, `<end>` included) − 1. */
   readonly maxWords: number;
+  /** Columns of a feature row: the pooled feature, plus the grid for attention decoders. */
+  readonly featureRowSize: number;
   /** Checks options against this decoder; throws a CaptionOptionError naming the valid range. */
   resolve(options: CaptionOptions): Required<CaptionOptions>;
   /** Precomputed features [N·F] → one result per image: greedy in batches, beam one image at a time. */
@@ -146,8 +167,10 @@ export interface FeatureDecoder {
  * Features → captions: the one path for serving, evaluation, training-time dev scores and
  * benchmarks, so banned tokens, length limits and ranking cannot drift between them.
  */
-export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Vocabulary; featureSize: number; maxLength: number }): FeatureDecoder {
-  const { weights, vocabulary, featureSize: F } = parts;
+export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Vocabulary; maxLength: number }): FeatureDecoder {
+  const { weights, vocabulary } = parts;
+  const F = featureRowSize(weights);
+  const grid = weights.attention?.config.grid;
   const maxWords = parts.maxLength - 1;
   const banned = [vocabulary.padId, vocabulary.startId, vocabulary.unknownId];
   const toText = (h: Hypothesis): ScoredCaption => ({ caption: vocabulary.decode(h.tokens), score: h.score, logProb: h.logProb });
@@ -155,7 +178,7 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
 
   const decode = (features: Float32Array, o: Required<CaptionOptions>): Hypothesis[][] => {
     const n = features.length / F;
-    const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds: banned };
+    const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds: banned, withAttention: o.attention };
     const out: Hypothesis[][] = [];
     const chunk = o.beam === 1 ? GREEDY_BATCH : 1;
     for (let i = 0; i < n; i += chunk) {
@@ -173,19 +196,30 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
 
   return {
     maxWords,
-    resolve: (options) => resolveOptions(options, maxWords),
+    featureRowSize: F,
+    resolve: (options) => resolveOptions(options, maxWords, Boolean(grid)),
     captionFeatures(features, options = {}) {
-      const o = resolveOptions(options, maxWords);
+      const o = resolveOptions(options, maxWords, Boolean(grid));
       if (features.length % F !== 0) throw new CaptionOptionError(`features length ${features.length} is not a multiple of ${F}`);
       const t0 = now();
       const all = decode(features, o);
       const ms = (now() - t0) / Math.max(1, all.length);
       return all.map((hyps) => {
         const texts = hyps.map(toText);
-        return { ...texts[0], alternatives: texts, timings: { preprocessMs: 0, encoderMs: 0, decoderMs: ms } };
+        const best = hyps[0];
+        const attention = grid && best.attention ? { attention: attentionMap(grid, best) } : {};
+        return { ...texts[0], alternatives: texts, ...attention, timings: { preprocessMs: 0, encoderMs: 0, decoderMs: ms } };
       });
     },
   };
+}
+
+/**
+ * One row per word, rounded to 3 decimals (the `<end>` step's row dropped). Vocabulary words have
+ * no spaces, so rows line up with `caption.split(' ')`.
+ */
+function attentionMap(grid: [number, number], h: Hypothesis): AttentionMap {
+  return { grid, weights: (h.attention ?? []).slice(0, h.tokens.length).map((r) => Array.from(r, (x) => Math.round(x * 1000) / 1000)) };
 }
 
 function concat(arrays: Float32Array[]): Float32Array {

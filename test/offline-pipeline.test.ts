@@ -152,6 +152,39 @@ describe('offline pipeline end to end', () => {
     expect(readFileSync(join(fromBundle, 'vocab.json'), 'utf8')).toBe(readFileSync(join(runDir, 'vocab.json'), 'utf8'));
   });
 
+  it('attention: --grid-layer caches the grid (float16), trains, exports an lstm-attention bundle; SCST keeps it; the bundle gives maps', async () => {
+    const data = join(root, 'flickr3');
+    writeTinyFlickr(data);
+    const encoderDir = join(root, 'encoder3');
+    const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 12 }, { seed: 5 });
+    for (const [p, b] of await serializeLayersModel(encoder, '', 'none')) writeFileAtomic(join(encoderDir, p), b);
+    const cacheDir = join(root, 'cache3');
+    const common = { dataPath: data, encoderModel: join(encoderDir, 'model.json'), normalization: UNIT_RANGE_NORMALIZATION, cacheDir, runsDir: join(root, 'runs') };
+    const runDir = join(root, 'run-att');
+    const config = { ...DEFAULT_DECODER_CONFIG, minWordCount: 1, maxLength: 8, embeddingSize: 16, units: 24, attentionSize: 8, batchSize: 8, epochs: 2, learningRate: 1e-2 };
+    await trainCommand({ ...common, gridLayer: 'block5_conv3', glovePath: null, runDir, config, export: true, quantizations: ['uint8'], evalImages: 0 });
+    // The pooled features and the 2×2×32 grid, each in its own cache folder; the grid as float16.
+    const caches = readdirSync(cacheDir).sort();
+    expect(caches).toHaveLength(2);
+    expect(caches.filter((c) => c.endsWith('-f16'))).toHaveLength(1);
+    const summary = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8'));
+    expect(summary.encoder.grid).toMatchObject({ layer: 'block5_conv3', grid: [2, 2], channels: 32 });
+    const bundle = join(runDir, 'bundle-uint8');
+    const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
+    expect(manifest.decoder).toMatchObject({ architecture: 'lstm-attention', attention: { grid: [2, 2], channels: 32, size: 8 } });
+    expect(manifest.encoder.grid).toEqual({ layer: 'block5_conv3', shape: [2, 2, 32] });
+
+    const scstDir = join(root, 'scst-att');
+    await scstCommand({ ...common, from: bundle, runDir: scstDir, config: { ...DEFAULT_SCST_CONFIG, epochs: 1, batchImages: 4, samples: 3, learningRate: 1e-3 }, export: true, quantizations: ['uint8'], evalImages: 0 });
+    expect(readdirSync(cacheDir)).toHaveLength(2);
+    const served = await loadCaptioner(fileSource(join(scstDir, 'bundle-uint8')));
+    expect(served.manifest.decoder.architecture).toBe('lstm-attention');
+    const dataset = readDataset(data);
+    const r = served.caption(decodeImage(new Uint8Array(readFileSync(join(dataset.imageDir, dataset.splits.dev[0])))), { beam: 3, attention: true });
+    expect(r.attention!.weights).toHaveLength(r.caption.split(' ').length);
+    served.dispose();
+  });
+
   it('own photos: a folder with captions.csv → a new decoder on the shipped-style bundle\'s encoder (--init-from the bundle) → a bundle that serves', async () => {
     // The photos of the tiny Flickr set, described in a plain image,caption CSV instead.
     const flickr = join(root, 'flickr-for-csv');

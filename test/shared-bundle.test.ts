@@ -171,6 +171,50 @@ describe('captioner', () => {
   });
 });
 
+describe('attention bundle', () => {
+  it('captions like a pooled bundle, and with `attention` gives one row per word over the encoder grid', async () => {
+    for (const quantization of ['none', 'uint8'] as const) {
+      const c = await loadCaptioner(memorySource(await tinyBundle({ attention: true, quantization })));
+      expect(c.featureRowSize).toBe(24 + 2 * 2 * 32);
+      for (const beam of [1, 3]) {
+        const plain = c.caption(image(2), { beam });
+        expect(plain.attention).toBeUndefined();
+        const r = c.caption(image(2), { beam, attention: true });
+        expect(r.caption).toBe(plain.caption);
+        expect(r.attention!.grid).toEqual([2, 2]);
+        expect(r.attention!.weights).toHaveLength(r.caption.split(' ').length);
+        for (const row of r.attention!.weights) {
+          expect(row).toHaveLength(4);
+          expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThanOrEqual(0.003);
+        }
+      }
+      // The same row from the features path (evaluation) as from the image path.
+      const viaFeatures = c.captionFeatures(c.encode(image(2)), { beam: 3, attention: true })[0];
+      expect(viaFeatures.attention).toEqual(c.caption(image(2), { beam: 3, attention: true }).attention);
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) c.caption(image(i), { beam: 3, attention: true });
+      expect(tf.memory().numTensors).toBe(before);
+      c.dispose();
+    }
+  });
+
+  it('a pooled bundle refuses `attention` with a message that says why', async () => {
+    const c = await loadCaptioner(memorySource(await tinyBundle()));
+    expect(() => c.caption(image(1), { attention: true })).toThrow(/attention maps need a bundle with an attention decoder/);
+    c.dispose();
+  });
+
+  it('manifest and models must agree on the grid', async () => {
+    const files = await tinyBundle({ attention: true });
+    await expect(loadBundle(memorySource(withManifest(files, (m) => delete m.encoder.grid)))).rejects.toThrow(/needs encoder.grid/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => (m.encoder.grid.layer = 'block9_conv1'))))).rejects.toThrow(/'block9_conv1' is not a layer of the encoder/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => (m.encoder.grid.shape = [2, 2, 16]))))).rejects.toThrow(/expects a 2×2×32 grid, encoder.grid gives 2×2×16/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => { m.encoder.grid.layer = 'block4_conv3'; m.encoder.grid.shape = [2, 2, 32]; })))).rejects.toThrow(/'block4_conv3' gives \[4, 4, 32\]/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => { m.decoder.architecture = 'lstm-inject-merge'; })))).rejects.toThrow(/the decoder model has grid input/);
+    await expect(loadBundle(memorySource(withManifest(files, (m) => delete m.decoder.attention)))).rejects.toThrow(/decoder.attention must be/);
+  });
+});
+
 describe('caption confidence', () => {
   const blank: RgbImage = { width: 48, height: 48, data: new Uint8Array(48 * 48 * 3).fill(255) };
   const smooth = (seed: number): RgbImage => {

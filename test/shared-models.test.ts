@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { beamSearch, greedyBatch } from '../shared/decoding/search';
 import { buildDecoder } from '../shared/models/decoder';
-import { decodeStep, decoderWeights, forwardSequence, initialState } from '../shared/models/decoder-ops';
+import { decodeStep, decoderWeights, featureRowSize, forwardSequence, initialState } from '../shared/models/decoder-ops';
 import { buildCompactVgg16, compactVgg16Cost } from '../shared/models/vgg16';
 
 beforeAll(async () => {
@@ -52,16 +52,24 @@ describe('compact VGG16', () => {
   });
 });
 
-describe('decoder', () => {
-  const cfg = { vocabSize: 30, featureSize: 10, embeddingSize: 6, units: 12, maxLength: 8, dropout: 0.3 };
+// The pooled decoder, and the attention decoder over a 2×3 grid of 5 channels (rows [pooled 10 | grid 30]).
+describe.each([
+  { kind: 'pooled', attention: undefined },
+  { kind: 'attention', attention: { grid: [2, 3] as [number, number], channels: 5, size: 7 } },
+])('$kind decoder', ({ attention }) => {
+  const cfg = { vocabSize: 30, featureSize: 10, embeddingSize: 6, units: 12, maxLength: 8, dropout: 0.3, attention };
   const model = buildDecoder(cfg);
   for (const layer of model.layers) layer.setWeights(layer.getWeights().map((w, i) => tf.randomNormal(w.shape, 0, 0.5, 'float32', i + 7)));
   const w = decoderWeights(model);
-  const features = tf.randomNormal([3, 10], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const R = featureRowSize(w);
+  const features = tf.randomNormal([3, R], 0, 1, 'float32', 3) as tf.Tensor2D;
   const tokens = tf.tensor2d([[1, 5, 7, 9], [1, 4, 4, 2], [1, 8, 0, 0]], undefined, 'int32');
+  const modelInputs = () =>
+    attention ? [features.slice([0, 0], [3, 10]), features.slice([0, 10], [3, 30]).reshape([3, 6, 5]), tokens] : [features, tokens];
 
   it('fast sequence pass equals the layers model', () => {
-    expect(maxAbsDiff(model.predict([features, tokens]) as tf.Tensor, forwardSequence(w, features, tokens))).toBeLessThan(1e-5);
+    expect(R).toBe(attention ? 40 : 10);
+    expect(maxAbsDiff(model.predict(modelInputs()) as tf.Tensor, forwardSequence(w, features, tokens))).toBeLessThan(1e-5);
   });
 
   it('step-by-step decoding equals the sequence pass', () => {
@@ -88,7 +96,7 @@ describe('decoder', () => {
   it('beam 1 equals greedy decoding', () => {
     const greedy = greedyBatch(w, features, search);
     for (let i = 0; i < 3; i++) {
-      const f = features.slice([i, 0], [1, 10]) as tf.Tensor2D;
+      const f = features.slice([i, 0], [1, R]) as tf.Tensor2D;
       const [best] = beamSearch(w, f, { ...search, beam: 1, alternatives: 1 });
       expect(best.tokens).toEqual(greedy[i].tokens);
       expect(best.logProb).toBeCloseTo(greedy[i].logProb, 4);
@@ -96,7 +104,7 @@ describe('decoder', () => {
   });
 
   it('beam search returns distinct alternatives, best first, never banned tokens', () => {
-    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    const f = features.slice([0, 0], [1, R]) as tf.Tensor2D;
     const hyps = beamSearch(w, f, { ...search, beam: 5, alternatives: 5 });
     expect(hyps.length).toBeGreaterThan(1);
     expect(new Set(hyps.map((h) => h.tokens.join(' '))).size).toBe(hyps.length);
@@ -112,7 +120,7 @@ describe('decoder', () => {
   });
 
   it('length penalty: score = logProb / length^alpha, and hypotheses are ranked by it', () => {
-    const f = features.slice([1, 0], [1, 10]) as tf.Tensor2D;
+    const f = features.slice([1, 0], [1, R]) as tf.Tensor2D;
     for (const alpha of [0, 0.5, 1]) {
       const hyps = beamSearch(w, f, { ...search, beam: 4, alternatives: 4, lengthPenalty: alpha });
       for (const h of hyps) expect(h.score).toBeCloseTo(h.logProb / (h.tokens.length + (h.finished ? 1 : 0)) ** alpha, 5);
@@ -130,7 +138,7 @@ describe('decoder', () => {
     const limit = { ...search, maxLength: 5 };
     for (const h of greedyBatch(endless, features, limit)) expect(h).toMatchObject({ finished: true, tokens: expect.any(Array) });
     expect(greedyBatch(endless, features, limit).map((h) => h.tokens.length)).toEqual([4, 4, 4]);
-    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    const f = features.slice([0, 0], [1, R]) as tf.Tensor2D;
     const hyps = beamSearch(endless, f, { ...limit, beam: 3, alternatives: 3 });
     expect(hyps.map((h) => h.tokens.length)).toEqual([4, 4, 4]);
     expect(hyps.every((h) => h.finished)).toBe(true);
@@ -138,7 +146,7 @@ describe('decoder', () => {
   });
 
   it('search leaks no tensors', () => {
-    const f = features.slice([0, 0], [1, 10]) as tf.Tensor2D;
+    const f = features.slice([0, 0], [1, R]) as tf.Tensor2D;
     beamSearch(w, f, { ...search, beam: 3, alternatives: 3 });
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) {
@@ -146,5 +154,39 @@ describe('decoder', () => {
       greedyBatch(w, features, search);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.runIf(attention)('attention rows: one per word and the <end> step, each a distribution over the grid cells that the step used', () => {
+    const f = features.slice([2, 0], [1, R]) as tf.Tensor2D;
+    const [plain] = beamSearch(w, f, { ...search, beam: 3, alternatives: 1 });
+    expect(plain.attention).toBeUndefined();
+    for (const beam of [1, 3]) {
+      const [h] = beamSearch(w, f, { ...search, beam, alternatives: 1, withAttention: true });
+      expect(h.attention).toHaveLength(h.tokens.length + (h.finished ? 1 : 0));
+      for (const row of h.attention!) {
+        expect(row).toHaveLength(6);
+        expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      }
+      // Replaying the caption step by step gives the same rows.
+      let s = initialState(w, f);
+      const seq = [1, ...h.tokens];
+      h.attention!.forEach((row, t) => {
+        const r = decodeStep(w, tf.tensor1d([seq[t]], 'int32'), s);
+        s = r.state;
+        expect(maxAbsDiff(r.attention!, tf.tensor2d(row, [1, 6]))).toBeLessThan(1e-5);
+      });
+    }
+    const greedy = greedyBatch(w, features, { ...search, withAttention: true });
+    const [beam1] = beamSearch(w, f, { ...search, beam: 1, alternatives: 1, withAttention: true });
+    expect(greedy[2].attention!.map((r) => [...r])).toEqual(beam1.attention!.map((r) => [...r]));
+  });
+
+  it.runIf(attention)('the grid matters: changing one cell changes the words\' probabilities', () => {
+    const changed = features.arraySync();
+    changed[0][10 + 4 * 5 + 2] += 5; // cell 4, channel 2
+    const a = forwardSequence(w, features, tokens);
+    const b = forwardSequence(w, tf.tensor2d(changed), tokens);
+    expect(maxAbsDiff(a.slice([0, 0, 0], [1, 4, 30]), b.slice([0, 0, 0], [1, 4, 30]))).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(a.slice([1, 0, 0], [2, 4, 30]), b.slice([1, 0, 0], [2, 4, 30]))).toBe(0);
   });
 });

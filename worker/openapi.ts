@@ -46,6 +46,12 @@ export const OPENAPI = {
           { name: 'beam', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10, default: 3 }, description: 'Beam width; 1 = greedy.' },
           { name: 'alternatives', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10, default: 1 }, description: 'Captions returned, best first (at most beam).' },
           { name: 'maxLength', in: 'query', schema: { type: 'integer', minimum: 1 }, description: "Longest caption in words (at most the model's)." },
+          {
+            name: 'attention',
+            in: 'query',
+            schema: { type: 'string', enum: ['1', '0', 'true', 'false'], default: '0' },
+            description: 'Add `attention`: for each word of the caption, where the model looked (a 400 when the model has no attention decoder).',
+          },
         ],
         security: [{}, { bearer: [] }],
         requestBody: {
@@ -124,6 +130,16 @@ export const OPENAPI = {
             },
           },
           model: { type: 'object', required: ['id', 'version'], additionalProperties: false, properties: { id: { type: 'string' }, version: { type: 'string' } } },
+          attention: {
+            type: 'object',
+            description: 'Only with ?attention=1. One row per word of `caption` (split on spaces): weights over the grid cells, row-major, summing to 1 (3 decimals).',
+            required: ['grid', 'weights'],
+            additionalProperties: false,
+            properties: {
+              grid: { type: 'array', minItems: 2, maxItems: 2, items: { type: 'integer', minimum: 1 }, description: '[rows, columns] of the grid over the photo.' },
+              weights: { type: 'array', items: { type: 'array', items: { type: 'number', minimum: 0, maximum: 1 } } },
+            },
+          },
           timings: {
             type: 'object',
             required: ['decodeMs', 'preprocessMs', 'encoderMs', 'decoderMs', 'totalMs'],

@@ -30,7 +30,8 @@ export async function exportBundle(e: ExportInput): Promise<{ files: number; byt
       description: e.description,
       encoder: { ...e.encoderSpec, modelPath: 'encoder/model.json' },
       decoder: {
-        architecture: 'lstm-inject-merge',
+        architecture: e.decoderConfig.attention ? 'lstm-attention' : 'lstm-inject-merge',
+        ...(e.decoderConfig.attention ? { attention: e.decoderConfig.attention } : {}),
         modelPath: 'decoder/model.json',
         vocabSize: e.decoderConfig.vocabSize,
         embeddingSize: e.decoderConfig.embeddingSize,

@@ -9,6 +9,7 @@ import type { CaptionDataset } from '../data/captions';
 import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
 import type { FeatureEncoder } from '../features/encoder';
+import type { GridSpec } from '../features/feature-rows';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { exportBundle } from './export-bundle';
 
@@ -29,6 +30,8 @@ export interface ExportScoredInput {
   evalNames: string[];
   quantizations: Quantization[];
   encoder: FeatureEncoder;
+  /** The grid an attention decoder reads (a layer of `encoder`'s model). */
+  grid?: GridSpec;
   decoder: tf.LayersModel;
   decoderConfig: DecoderConfig;
   vocabulary: Vocabulary;
@@ -52,7 +55,7 @@ export async function exportScoredBundles(o: ExportScoredInput): Promise<Record<
       version: new Date().toISOString().slice(0, 10),
       description: o.description,
       encoder: o.encoder.model,
-      encoderSpec: encoderSpec(o.encoder),
+      encoderSpec: { ...encoderSpec(o.encoder), ...(o.grid ? { grid: { layer: o.grid.layer, shape: [...o.grid.grid, o.grid.channels] as [number, number, number] } } : {}) },
       decoder: o.decoder,
       decoderConfig: o.decoderConfig,
       vocabulary: o.vocabulary,

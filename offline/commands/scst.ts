@@ -5,8 +5,7 @@ import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { ScstConfig } from '../config';
 import { readDataset } from '../data/captions';
-import { loadFeatureEncoder } from '../features/encoder';
-import { precomputeFeatures } from '../features/precompute';
+import { loadFeatureRows } from '../features/feature-rows';
 import { fileSource } from '../fs-source';
 import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
@@ -20,6 +19,8 @@ export interface ScstCommandOptions {
   /** Features from another copy of the same encoder (e.g. the teacher model the bundle's features came from, already cached). */
   encoderModel?: string;
   encoderLayer?: string;
+  /** The grid layer of --encoder an attention decoder reads (default: the bundle's `encoder.grid.layer`). */
+  gridLayer?: string;
   normalization?: Normalization;
   cacheDir: string;
   runsDir: string;
@@ -40,15 +41,23 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
   const m = bundle.manifest;
   bundle.encoder.dispose(); // the features come from the cache, keyed by the encoder's files
   const vocab = bundle.vocabulary;
-  const encoder = await loadFeatureEncoder({
-    modelPath: o.encoderModel ?? join(o.from, m.encoder.modelPath),
-    layer: o.encoderLayer,
-    normalization: o.normalization ?? m.encoder.normalization,
-  });
-  if (encoder.featureSize !== m.encoder.featureSize) throw new Error(`the encoder gives ${encoder.featureSize}-d features; ${o.from}'s decoder expects ${m.encoder.featureSize}`);
-
   const dataset = readDataset(o.dataPath);
-  const feats = await precomputeFeatures({ dataset, names: [...dataset.splits.train, ...dataset.splits.dev], encoder, cacheDir: o.cacheDir });
+  const attention = m.decoder.attention;
+  const gridLayer = o.gridLayer ?? m.encoder.grid?.layer;
+  const feats = await loadFeatureRows({
+    dataset,
+    names: [...dataset.splits.train, ...dataset.splits.dev],
+    encoderModel: o.encoderModel ?? join(o.from, m.encoder.modelPath),
+    layer: o.encoderLayer,
+    gridLayer: attention ? gridLayer : undefined,
+    normalization: o.normalization ?? m.encoder.normalization,
+    cacheDir: o.cacheDir,
+  });
+  const encoder = feats.encoder;
+  if (encoder.featureSize !== m.encoder.featureSize) throw new Error(`the encoder gives ${encoder.featureSize}-d features; ${o.from}'s decoder expects ${m.encoder.featureSize}`);
+  if (attention && (feats.grid?.channels !== attention.channels || feats.grid.grid.join() !== attention.grid.join())) {
+    throw new Error(`${o.from}'s decoder attends over a ${attention.grid.join('×')}×${attention.channels} grid; ${gridLayer} gives ${feats.grid ? `${feats.grid.grid.join('×')}×${feats.grid.channels}` : 'none'}`);
+  }
   const have = new Set(feats.names);
   const refsOf = (names: string[]) => new Map(names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
   const train = dataset.splits.train.filter((n) => have.has(n) && (dataset.captions.get(n)?.length ?? 0) > 0);
@@ -56,13 +65,13 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
   const devEval = dev.slice(0, o.config.devEvalImages || undefined);
   log(`SCST from ${o.from} (${m.id}) on ${train.length} train photos × ${o.config.samples} samples; dev ${devEval.length} photos`);
 
-  const decoderConfig: DecoderConfig = { vocabSize: vocab.size, featureSize: m.encoder.featureSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength, dropout: 0 };
+  const decoderConfig: DecoderConfig = { vocabSize: vocab.size, featureSize: m.encoder.featureSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength, dropout: 0, ...(attention ? { attention } : {}) };
   const result = await trainScst({
     config: o.config,
     runDir,
     vocab,
     maxLength: m.decoder.maxLength,
-    features: { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize },
+    features: feats,
     train: { names: train, references: refsOf(train) },
     dev: { names: devEval, references: refsOf(devEval) },
     async initDecoder() {
@@ -77,7 +86,7 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
     runDir,
     backend,
     from: { path: o.from, id: m.id, metrics: m.metrics ?? null },
-    encoder: { id: encoder.id, model: encoder.modelPath, featureSize: encoder.featureSize },
+    encoder: { id: encoder.id, model: encoder.modelPath, featureSize: encoder.featureSize, grid: feats.grid ?? null },
     bestEpoch: result.state.bestEpoch,
     bestDevCiderDGreedy: result.state.bestScore,
     history: result.state.history,
@@ -88,6 +97,7 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
     evalNames: dev.slice(0, o.evalImages || undefined),
     quantizations: o.quantizations,
     encoder,
+    grid: feats.grid,
     decoder: result.decoder,
     decoderConfig,
     vocabulary: vocab,

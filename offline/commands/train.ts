@@ -5,8 +5,7 @@ import { Vocabulary } from '../../shared/text/vocabulary';
 import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { readGlove } from '../data/glove';
-import { loadFeatureEncoder } from '../features/encoder';
-import { precomputeFeatures } from '../features/precompute';
+import { loadFeatureRows } from '../features/feature-rows';
 import { writeJsonAtomic } from '../fs-atomic';
 import { openTrainingRun } from '../run-folder';
 import { encodeExamples } from '../train/batches';
@@ -18,6 +17,8 @@ export interface TrainCommandOptions {
   glovePath: string | null;
   encoderModel: string;
   encoderLayer?: string;
+  /** Attend over this encoder layer's grid (e.g. block5_conv3), as well as the pooled feature. */
+  gridLayer?: string;
   normalization: Normalization;
   cacheDir: string;
   runsDir: string;
@@ -51,9 +52,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   writeJsonAtomic(vocabPath, vocab.toJSON());
   log(`vocabulary: ${vocab.size} words (min count ${cfg.minWordCount}) from ${train.length} train images`);
 
-  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.encoderLayer, normalization: o.normalization });
-  const feats = await precomputeFeatures({ dataset, names: [...train, ...dev], encoder, cacheDir: o.cacheDir });
-  log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)`);
+  const feats = await loadFeatureRows({ dataset, names: [...train, ...dev], encoderModel: o.encoderModel, layer: o.encoderLayer, gridLayer: o.gridLayer, normalization: o.normalization, cacheDir: o.cacheDir });
+  const encoder = feats.encoder;
+  const grid = feats.grid;
+  log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)${grid ? `; attending over ${grid.layer}'s ${grid.grid.join('×')}×${grid.channels} grid` : ''}`);
   const have = new Set(feats.names);
 
   let embeddingInit: Float32Array | undefined;
@@ -73,7 +75,8 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     config: cfg,
     runDir,
     vocab,
-    features: { names: feats.names, matrix: feats.matrix, featureSize: encoder.featureSize },
+    features: feats,
+    attention: grid && { grid: grid.grid, channels: grid.channels, size: cfg.attentionSize },
     train: examples,
     dev: { names: devNames, references: new Map(devNames.map((n) => [n, dataset.captions.get(n) ?? []])) },
     embeddingInit,
@@ -83,7 +86,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   const summary: Record<string, unknown> = {
     runDir,
     backend,
-    encoder: { id: encoder.id, model: o.encoderModel, layer: o.encoderLayer ?? null, featureSize: encoder.featureSize, imagesPerSecond: feats.stats.imagesPerSecond },
+    encoder: { id: encoder.id, model: o.encoderModel, layer: o.encoderLayer ?? null, featureSize: encoder.featureSize, imagesPerSecond: feats.stats.imagesPerSecond, grid: grid ?? null },
     vocabulary: vocab.size,
     gloveCoverage,
     trainCaptions: examples.length,
@@ -98,11 +101,12 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     evalNames: dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined),
     quantizations: o.quantizations,
     encoder,
+    grid,
     decoder: result.decoder,
     decoderConfig: result.decoderConfig,
     vocabulary: vocab,
-    id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}`,
-    description: `LSTM caption decoder trained on Flickr8k features of ${o.encoderModel}`,
+    id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}${grid ? '-att' : ''}`,
+    description: `LSTM caption decoder${grid ? ` attending over ${grid.layer}` : ''} trained on Flickr8k features of ${o.encoderModel}`,
     training: { data: TRAINING_DATA, runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
     log,
   });

@@ -32,8 +32,9 @@ export function captionFeatureSet(
   set: FeatureSet,
   opts: { beam: number; maxLength: number; lengthPenalty?: number; onProgress?: (done: number) => void },
 ): Map<string, string> {
-  const decoder = featureDecoder({ weights: w, vocabulary: vocab, featureSize: set.featureSize, maxLength: opts.maxLength });
+  const decoder = featureDecoder({ weights: w, vocabulary: vocab, maxLength: opts.maxLength });
   const F = set.featureSize;
+  if (decoder.featureRowSize !== F) throw new Error(`the decoder reads rows of ${decoder.featureRowSize} features, the set has ${F}`);
   const out = new Map<string, string>();
   const chunk = 256; // progress granularity
   for (let i = 0; i < set.names.length; i += chunk) {

@@ -33,7 +33,7 @@ export async function evaluateBundle(bundleDir: string, dataset: CaptionDataset,
     bar.tick(1);
   }
   bar.stop();
-  const F = captioner.manifest.encoder.featureSize;
+  const F = captioner.featureRowSize;
   const matrix = new Float32Array(names.length * F);
   feats.forEach((f, i) => matrix.set(f, i * F));
   for (const beam of beams) {

@@ -25,17 +25,14 @@ export function sampleCaptions(w: DecoderWeights, features: tf.Tensor2D, opts: S
   const n = features.shape[0];
   const out: SampledCaption[] = Array.from({ length: n }, () => ({ tokens: [], finished: false }));
   const banned = new Set(opts.bannedIds);
-  const init = tf.tidy(() => {
-    const s = initialState(w, features);
-    return { h: s.h, c: s.c, img: s.img };
-  });
+  const init = tf.tidy(() => initialState(w, features));
   let { h, c } = init;
-  const { img } = init;
+  const { img, grid } = init;
   let last = new Int32Array(n).fill(opts.startId);
   try {
     for (let t = 0; t < opts.maxLength && out.some((s) => !s.finished); t++) {
       const next = tf.tidy(() => {
-        const r = decodeStep(w, tf.tensor1d(last, 'int32'), { h, c, img });
+        const r = decodeStep(w, tf.tensor1d(last, 'int32'), { h, c, img, grid });
         return { lp: r.logProbs, h: r.state.h, c: r.state.c };
       });
       h.dispose();
@@ -59,6 +56,7 @@ export function sampleCaptions(w: DecoderWeights, features: tf.Tensor2D, opts: S
     h.dispose();
     c.dispose();
     img.dispose();
+    grid?.dispose();
   }
   return out;
 }

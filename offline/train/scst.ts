@@ -4,6 +4,7 @@ import type { Vocabulary } from '../../shared/text/vocabulary';
 import type { ScstConfig } from '../config';
 import { loadBest, runEpochs, type EpochState } from '../epochs';
 import { captionFeatureSet, selectRows, type FeatureSet } from '../evaluate/caption-features';
+import { gatherRows } from '../features/feature-rows';
 import { CiderDScorer, scoreCaptions } from '../metrics';
 import { rng, shuffle } from '../random';
 import { devMetricsSvg, lineChartSvg } from '../report/plot';
@@ -49,7 +50,6 @@ export async function trainScst(input: ScstInput): Promise<{ decoder: tf.LayersM
   const log = input.log ?? ((l: string) => console.error(l));
   const F = features.featureSize;
   const rowOf = new Map(features.names.map((n, i) => [n, i]));
-  const featureMatrix = tf.tensor2d(features.matrix, [features.names.length, F]);
   const devSet = selectRows(features, input.dev.names);
   const scorer = new CiderDScorer(input.train.references);
   const search = { maxLength: input.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] };
@@ -64,73 +64,69 @@ export async function trainScst(input: ScstInput): Promise<{ decoder: tf.LayersM
   let weights!: DecoderWeights;
   let vars!: tf.Variable[];
 
-  try {
-    const { model, state } = await runEpochs<ScstEpoch>({
-      runDir: input.runDir,
-      epochs: cfg.epochs,
-      patience: cfg.patience,
-      stepsPerEpoch,
-      checkpointEvery: cfg.checkpointEvery,
-      optimizer,
-      log,
-      label: 'scst epoch',
-      lossName: 'mean sample CIDEr-D',
-      init: () => input.initDecoder(),
-      prepare(model) {
-        weights = decoderWeights(model);
-        vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
-      },
-      step(_model, { epoch, step }) {
-        (optimizer as unknown as { learningRate: number }).learningRate = lrAt(epoch);
-        const names = orderOf(epoch).slice(step * cfg.batchImages, (step + 1) * cfg.batchImages);
-        // Each photo's row k times: samples of one photo are adjacent.
-        const rows = Int32Array.from(names.flatMap((n) => Array<number>(cfg.samples).fill(rowOf.get(n)!)));
-        const f = tf.tidy(() => tf.gather(featureMatrix, tf.tensor1d(rows, 'int32')) as tf.Tensor2D);
-        try {
-          const samples = sampleCaptions(weights, f, search, rng(cfg.seed * 1_000_003 + epoch * 10_007 + step));
-          const rewards = samples.map((s, i) => scorer.score(names[Math.floor(i / cfg.samples)], vocab.decode(s.tokens)));
-          const advantages = leaveOneOutAdvantages(rewards, cfg.samples);
-          const xe = cfg.xeWeight > 0 ? referenceBatch(names, input.train.references, vocab, input.maxLength, rng(cfg.seed * 31 + epoch * 10_007 + step)) : null;
-          tf.tidy(() => {
-            const loss = () => {
-              const rl = scstLoss(weights, f, samples, advantages, vocab.startId, vocab.endId);
-              if (!xe) return rl;
-              // One row per photo: every `samples`-th row of f.
-              const photos = tf.gather(f, tf.range(0, names.length * cfg.samples, cfg.samples, 'int32')) as tf.Tensor2D;
-              const logits = forwardSequence(weights, photos, tf.tensor2d(xe.inputs, [names.length, xe.steps], 'int32'));
-              return tf.add(rl, tf.mul(cfg.xeWeight, maskedCrossEntropy(logits, tf.tensor2d(xe.targets, [names.length, xe.steps], 'int32')))) as tf.Scalar;
-            };
-            const { grads } = tf.variableGrads(loss, vars);
-            const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
-            optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
-          });
-          orders.delete(epoch - 1);
-          return { loss: rewards.reduce((a, b) => a + b, 0), examples: rewards.length };
-        } finally {
-          f.dispose();
-        }
-      },
-      async evaluate(_model, end) {
-        const caps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: input.maxLength });
-        const s = scoreCaptions(input.dev.references, caps);
-        const distinct = new Set(caps.values()).size;
-        const record: ScstEpoch = {
-          epoch: end.epoch,
-          learningRate: lrAt(end.epoch),
-          meanSampleReward: end.loss,
-          seconds: end.seconds,
-          samplesPerSecond: end.examplesPerSecond,
-          dev: { bleu1: s.bleu1, bleu2: s.bleu2, bleu3: s.bleu3, bleu4: s.bleu4, ciderD: s.ciderD, distinct },
-        };
-        return { record, score: s.ciderD, summary: `dev greedy BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)}, ${distinct} distinct captions — e.g. "${caps.get(devSet.names[0])}"` };
-      },
-      plots: scstPlots,
-    });
-    model.dispose();
-    return { decoder: await loadBest(input.runDir), state };
-  } finally {
-    featureMatrix.dispose();
-  }
+  const { model, state } = await runEpochs<ScstEpoch>({
+    runDir: input.runDir,
+    epochs: cfg.epochs,
+    patience: cfg.patience,
+    stepsPerEpoch,
+    checkpointEvery: cfg.checkpointEvery,
+    optimizer,
+    log,
+    label: 'scst epoch',
+    lossName: 'mean sample CIDEr-D',
+    init: () => input.initDecoder(),
+    prepare(model) {
+      weights = decoderWeights(model);
+      vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    },
+    step(_model, { epoch, step }) {
+      (optimizer as unknown as { learningRate: number }).learningRate = lrAt(epoch);
+      const names = orderOf(epoch).slice(step * cfg.batchImages, (step + 1) * cfg.batchImages);
+      // Each photo's row k times: samples of one photo are adjacent.
+      const rows = Int32Array.from(names.flatMap((n) => Array<number>(cfg.samples).fill(rowOf.get(n)!)));
+      const f = tf.tensor2d(gatherRows(features, rows), [rows.length, F]);
+      try {
+        const samples = sampleCaptions(weights, f, search, rng(cfg.seed * 1_000_003 + epoch * 10_007 + step));
+        const rewards = samples.map((s, i) => scorer.score(names[Math.floor(i / cfg.samples)], vocab.decode(s.tokens)));
+        const advantages = leaveOneOutAdvantages(rewards, cfg.samples);
+        const xe = cfg.xeWeight > 0 ? referenceBatch(names, input.train.references, vocab, input.maxLength, rng(cfg.seed * 31 + epoch * 10_007 + step)) : null;
+        tf.tidy(() => {
+          const loss = () => {
+            const rl = scstLoss(weights, f, samples, advantages, vocab.startId, vocab.endId);
+            if (!xe) return rl;
+            // One row per photo: every `samples`-th row of f.
+            const photos = tf.gather(f, tf.range(0, names.length * cfg.samples, cfg.samples, 'int32')) as tf.Tensor2D;
+            const logits = forwardSequence(weights, photos, tf.tensor2d(xe.inputs, [names.length, xe.steps], 'int32'));
+            return tf.add(rl, tf.mul(cfg.xeWeight, maskedCrossEntropy(logits, tf.tensor2d(xe.targets, [names.length, xe.steps], 'int32')))) as tf.Scalar;
+          };
+          const { grads } = tf.variableGrads(loss, vars);
+          const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
+          optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
+        });
+        orders.delete(epoch - 1);
+        return { loss: rewards.reduce((a, b) => a + b, 0), examples: rewards.length };
+      } finally {
+        f.dispose();
+      }
+    },
+    async evaluate(_model, end) {
+      const caps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: input.maxLength });
+      const s = scoreCaptions(input.dev.references, caps);
+      const distinct = new Set(caps.values()).size;
+      const record: ScstEpoch = {
+        epoch: end.epoch,
+        learningRate: lrAt(end.epoch),
+        meanSampleReward: end.loss,
+        seconds: end.seconds,
+        samplesPerSecond: end.examplesPerSecond,
+        dev: { bleu1: s.bleu1, bleu2: s.bleu2, bleu3: s.bleu3, bleu4: s.bleu4, ciderD: s.ciderD, distinct },
+      };
+      return { record, score: s.ciderD, summary: `dev greedy BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)}, ${distinct} distinct captions — e.g. "${caps.get(devSet.names[0])}"` };
+    },
+    plots: scstPlots,
+  });
+  model.dispose();
+  return { decoder: await loadBest(input.runDir), state };
 }
 
 /** One reference caption per photo, drawn at random, as teacher-forcing inputs and targets. */

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadLayersModel } from '../../shared/bundle/model-io';
-import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
+import { buildDecoder, gridCells, type AttentionConfig, type DecoderConfig } from '../../shared/models/decoder';
 import { decoderWeights, forwardSequence, type DecoderWeights } from '../../shared/models/decoder-ops';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { Vocabulary } from '../../shared/text/vocabulary';
 import type { DecoderTrainConfig } from '../config';
 import { captionFeatureSet, selectRows, type FeatureSet } from '../evaluate/caption-features';
+import { gatherRows } from '../features/feature-rows';
 import { scoreCaptions } from '../metrics';
 import { fileSource } from '../fs-source';
 import { loadBest, runEpochs, type EpochState } from '../epochs';
@@ -29,8 +30,10 @@ export interface TrainDecoderInput {
   config: DecoderTrainConfig;
   runDir: string;
   vocab: Vocabulary;
-  /** Features of every image used (train and dev), one row each. */
+  /** Features of every image used (train and dev), one row each: [pooled | grid] with attention. */
   features: FeatureSet;
+  /** Attend over the grid that follows the pooled feature in each row. */
+  attention?: AttentionConfig;
   train: Example[];
   /** Dev images (names in `features`) and their reference captions. */
   dev: { names: string[]; references: Map<string, string[]> };
@@ -56,16 +59,17 @@ export interface TrainDecoderResult {
 export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecoderResult> {
   const { config: cfg, runDir, vocab, features } = input;
   const log = input.log ?? ((l: string) => console.error(l));
+  const gridSize = input.attention ? gridCells(input.attention) * input.attention.channels : 0;
   const decoderConfig: DecoderConfig = {
     vocabSize: vocab.size,
-    featureSize: features.featureSize,
+    featureSize: features.featureSize - gridSize,
     embeddingSize: cfg.embeddingSize,
     units: cfg.units,
     maxLength: cfg.maxLength,
     dropout: cfg.dropout,
+    ...(input.attention ? { attention: input.attention } : {}),
   };
   const optimizer = tf.train.adam(cfg.learningRate);
-  const featureMatrix = tf.tensor2d(features.matrix, [features.names.length, features.featureSize]);
   const devSet = selectRows(features, input.dev.names);
   const devRefs = new Map([...input.dev.references].map(([k, v]) => [k, v.map(normalizeCaption)]));
   // Batches are a pure function of (seed, epoch), so a resumed epoch replays the same order.
@@ -77,67 +81,64 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
   let weights!: DecoderWeights;
   let vars!: tf.Variable[];
 
-  try {
-    const { model, state } = await runEpochs<EpochRecord>({
-      runDir,
-      epochs: cfg.epochs,
-      patience: cfg.patience,
-      stepsPerEpoch: batches(1).length,
-      optimizer,
-      log,
-      progressUnit: 'batch',
-      async init() {
-        const model = buildDecoder(decoderConfig, { seed: cfg.seed });
-        if (input.initDecoder) {
-          await copyDecoderWeights(input.initDecoder, model);
-          log(`initialised from ${input.initDecoder}`);
-        } else if (input.embeddingInit) {
-          model.getLayer('embedding').setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
-        }
-        return model;
-      },
-      prepare(model) {
-        weights = decoderWeights(model);
-        vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
-      },
-      step(_model, { epoch, step }) {
-        (optimizer as unknown as { learningRate: number }).learningRate = cfg.learningRate * Math.pow(cfg.lrDecay, epoch - 1);
-        const b = batches(epoch)[step];
-        const loss = tf.tidy(() => {
-          const f = tf.gather(featureMatrix, tf.tensor1d(b.rows, 'int32')) as tf.Tensor2D;
-          const inputs = tf.tensor2d(b.inputs, [b.size, b.steps], 'int32');
-          const targets = tf.tensor2d(b.targets, [b.size, b.steps], 'int32');
-          const dropoutSeed = cfg.seed * 7919 + epoch * 100003 + step * 7;
-          const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, dropoutSeed), targets), vars);
-          const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
-          optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
-          return value;
-        });
-        const mean = loss.dataSync()[0];
-        loss.dispose();
-        batchesOf.delete(epoch - 1);
-        return { loss: mean * b.size, examples: b.size };
-      },
-      async evaluate(_model, end) {
-        const devCaps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: cfg.maxLength });
-        const s = scoreCaptions(devRefs, devCaps);
-        const record: EpochRecord = {
-          epoch: end.epoch,
-          learningRate: cfg.learningRate * Math.pow(cfg.lrDecay, end.epoch - 1),
-          trainLoss: end.loss,
-          seconds: end.seconds,
-          examplesPerSecond: end.examplesPerSecond,
-          dev: { bleu1: s.bleu1, bleu2: s.bleu2, bleu3: s.bleu3, bleu4: s.bleu4, ciderD: s.ciderD },
-        };
-        return { record, score: s.ciderD, summary: `${end.examplesPerSecond.toFixed(0)} captions/s, dev BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)} — e.g. "${devCaps.get(devSet.names[0])}"` };
-      },
-      plots: (history) => plots(history),
-    });
-    model.dispose();
-    return { decoder: await loadBest(runDir), decoderConfig, state };
-  } finally {
-    featureMatrix.dispose();
-  }
+  const { model, state } = await runEpochs<EpochRecord>({
+    runDir,
+    epochs: cfg.epochs,
+    patience: cfg.patience,
+    stepsPerEpoch: batches(1).length,
+    optimizer,
+    log,
+    progressUnit: 'batch',
+    async init() {
+      const model = buildDecoder(decoderConfig, { seed: cfg.seed });
+      if (input.initDecoder) {
+        await copyDecoderWeights(input.initDecoder, model);
+        log(`initialised from ${input.initDecoder}`);
+      } else if (input.embeddingInit) {
+        model.getLayer('embedding').setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
+      }
+      return model;
+    },
+    prepare(model) {
+      weights = decoderWeights(model);
+      vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    },
+    step(_model, { epoch, step }) {
+      (optimizer as unknown as { learningRate: number }).learningRate = cfg.learningRate * Math.pow(cfg.lrDecay, epoch - 1);
+      const b = batches(epoch)[step];
+      const loss = tf.tidy(() => {
+        // Rows are gathered in JS: grids of every photo (1.8 GB for 7×7×1280) need not fit the wasm heap.
+        const f = tf.tensor2d(gatherRows(features, b.rows), [b.size, features.featureSize]);
+        const inputs = tf.tensor2d(b.inputs, [b.size, b.steps], 'int32');
+        const targets = tf.tensor2d(b.targets, [b.size, b.steps], 'int32');
+        const dropoutSeed = cfg.seed * 7919 + epoch * 100003 + step * 7;
+        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, dropoutSeed), targets), vars);
+        const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
+        optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
+        return value;
+      });
+      const mean = loss.dataSync()[0];
+      loss.dispose();
+      batchesOf.delete(epoch - 1);
+      return { loss: mean * b.size, examples: b.size };
+    },
+    async evaluate(_model, end) {
+      const devCaps = captionFeatureSet(weights, vocab, devSet, { beam: 1, maxLength: cfg.maxLength });
+      const s = scoreCaptions(devRefs, devCaps);
+      const record: EpochRecord = {
+        epoch: end.epoch,
+        learningRate: cfg.learningRate * Math.pow(cfg.lrDecay, end.epoch - 1),
+        trainLoss: end.loss,
+        seconds: end.seconds,
+        examplesPerSecond: end.examplesPerSecond,
+        dev: { bleu1: s.bleu1, bleu2: s.bleu2, bleu3: s.bleu3, bleu4: s.bleu4, ciderD: s.ciderD },
+      };
+      return { record, score: s.ciderD, summary: `${end.examplesPerSecond.toFixed(0)} captions/s, dev BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)} — e.g. "${devCaps.get(devSet.names[0])}"` };
+    },
+    plots: (history) => plots(history),
+  });
+  model.dispose();
+  return { decoder: await loadBest(runDir), decoderConfig, state };
 }
 
 /** Copies a decoder's weights into `model`, layer by layer (same layer names and sizes). */

@@ -1,4 +1,4 @@
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { now } from '../clock';
 import { Vocabulary } from '../text/vocabulary';
 import { BundleError, validateManifest, type BundleManifest } from './manifest';
@@ -7,6 +7,7 @@ import type { BundleSource } from './source';
 
 export interface LoadedBundle {
   manifest: BundleManifest;
+  /** Image → the feature; with `manifest.encoder.grid` a second output, that layer's grid. */
   encoder: tfl.LayersModel;
   decoder: tfl.LayersModel;
   vocabulary: Vocabulary;
@@ -67,9 +68,19 @@ export async function loadBundle(source: BundleSource): Promise<LoadedBundle> {
       throw new BundleError(`cannot load the ${what} from ${path}: ${(e as Error).message}`);
     }
   };
-  const [vocab, encoder, decoder] = await Promise.all([vocabulary, load(manifest.encoder.modelPath, 'encoder'), load(manifest.decoder.modelPath, 'decoder')]);
+  const [vocab, encoderModel, decoder] = await Promise.all([vocabulary, load(manifest.encoder.modelPath, 'encoder'), load(manifest.decoder.modelPath, 'decoder')]);
+  const encoder = withGridOutput(manifest, encoderModel);
   checkShapes(manifest, vocab, encoder, decoder);
   return { manifest, encoder, decoder, vocabulary: vocab, bytes, readMs };
+}
+
+/** The encoder with the grid layer as a second output, when the manifest names one. */
+function withGridOutput(m: BundleManifest, encoder: tfl.LayersModel): tfl.LayersModel {
+  const grid = m.encoder.grid;
+  if (!grid) return encoder;
+  const names = encoder.layers.map((l) => l.name);
+  if (!names.includes(grid.layer)) throw new BundleError(`encoder.grid.layer '${grid.layer}' is not a layer of the encoder (its last layers: ${names.slice(-6).join(', ')})`);
+  return tfl.model({ inputs: encoder.inputs, outputs: [encoder.outputs[0], encoder.getLayer(grid.layer).output as tfl.SymbolicTensor] });
 }
 
 function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tfl.LayersModel, decoder: tfl.LayersModel): void {
@@ -85,6 +96,15 @@ function checkShapes(m: BundleManifest, vocab: Vocabulary, encoder: tfl.LayersMo
   const featIn = decoder.inputs.find((i) => i.name.startsWith('features'))?.shape;
   if (!featIn || featIn[1] !== m.encoder.featureSize) {
     problems.push(`decoder takes ${featIn?.[1] ?? '?'} features, encoder gives ${m.encoder.featureSize}`);
+  }
+  const gridIn = decoder.inputs.find((i) => i.name.startsWith('grid'))?.shape;
+  const attends = m.decoder.architecture === 'lstm-attention';
+  if (attends !== Boolean(gridIn)) problems.push(`manifest says decoder.architecture '${m.decoder.architecture}', but the decoder model ${gridIn ? 'has' : 'has no'} grid input`);
+  if (gridIn && m.encoder.grid) {
+    const [r, c, ch] = m.encoder.grid.shape;
+    const gridOut = encoder.outputs[1]?.shape.slice(1);
+    if (gridIn[1] !== r * c || gridIn[2] !== ch) problems.push(`decoder attends over ${gridIn[1]} cells × ${gridIn[2]} channels, manifest encoder.grid is ${r}×${c}×${ch}`);
+    if (!gridOut || gridOut.join() !== [r, c, ch].join()) problems.push(`encoder layer '${m.encoder.grid.layer}' gives [${gridOut?.join(', ') ?? '?'}], manifest says [${r}, ${c}, ${ch}]`);
   }
   const outV = decoder.outputs[0].shape[2];
   if (outV !== m.decoder.vocabSize || vocab.size !== m.decoder.vocabSize) {

@@ -32,15 +32,22 @@ export interface EncoderSpec {
   headChannels?: number;
   params?: number;
   flops?: number;
+  /** The layer whose [rows, cols, channels] output an attention decoder reads, besides the feature. */
+  grid?: { layer: string; shape: [number, number, number] };
 }
 
+export type DecoderArchitecture = 'lstm-inject-merge' | 'lstm-attention';
+
 export interface DecoderSpec {
-  architecture: 'lstm-inject-merge';
+  /** 'lstm-attention': also attends over the encoder's grid (`encoder.grid`); its rows sum to 1 per word. */
+  architecture: DecoderArchitecture;
   modelPath: string;
   vocabSize: number;
   embeddingSize: number;
   units: number;
   maxLength: number;
+  /** 'lstm-attention' only: the grid it attends over and the projected size. */
+  attention?: { grid: [number, number]; channels: number; size: number };
 }
 
 export interface BundleManifest {
@@ -77,6 +84,23 @@ const posInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0
 const str = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
 const triple = (v: unknown): boolean => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
 
+const intList = (v: unknown, n: number): v is number[] => Array.isArray(v) && v.length === n && v.every(posInt);
+
+/** An attention decoder needs the encoder's grid, and both must describe the same grid. */
+function attentionProblems(e: Record<string, unknown>, d: Record<string, unknown>): string[] {
+  const g = isObj(e.grid) ? e.grid : undefined;
+  const problems: string[] = [];
+  if (e.grid !== undefined && !(g && str(g.layer) && intList(g.shape, 3))) problems.push('encoder.grid must be { layer, shape: [rows, cols, channels] }');
+  if (d.architecture !== 'lstm-attention') return problems;
+  const a = isObj(d.attention) ? d.attention : undefined;
+  if (!(a && intList(a.grid, 2) && posInt(a.channels) && posInt(a.size))) return [...problems, "decoder.attention must be { grid: [rows, cols], channels, size } for 'lstm-attention'"];
+  if (!g) return [...problems, "an 'lstm-attention' decoder needs encoder.grid (the layer it attends over)"];
+  const [r, c, ch] = g.shape as number[];
+  const [ar, ac] = a.grid as number[];
+  if (r !== ar || c !== ac || ch !== a.channels) problems.push(`decoder.attention expects a ${ar}×${ac}×${a.channels} grid, encoder.grid gives ${r}×${c}×${ch}`);
+  return problems;
+}
+
 /** Validates a parsed manifest; throws a BundleError naming every field that does not fit. */
 export function validateManifest(json: unknown): BundleManifest {
   if (!isObj(json)) throw new BundleError('manifest.json is not a JSON object');
@@ -100,7 +124,7 @@ export function validateManifest(json: unknown): BundleManifest {
     [triple(n.mean), 'encoder.normalization.mean must be 3 numbers'],
     [triple(n.std) && (n.std as number[]).every((x) => x !== 0), 'encoder.normalization.std must be 3 non-zero numbers'],
     [isObj(json.decoder), 'decoder must be an object'],
-    [d.architecture === 'lstm-inject-merge', "decoder.architecture must be 'lstm-inject-merge'"],
+    [d.architecture === 'lstm-inject-merge' || d.architecture === 'lstm-attention', "decoder.architecture must be 'lstm-inject-merge' or 'lstm-attention'"],
     [str(d.modelPath), 'decoder.modelPath must be a path'],
     [posInt(d.vocabSize), 'decoder.vocabSize must be a positive integer'],
     [posInt(d.embeddingSize), 'decoder.embeddingSize must be a positive integer'],
@@ -111,6 +135,7 @@ export function validateManifest(json: unknown): BundleManifest {
     [QUANTIZATIONS.includes(json.quantization as Quantization), `quantization must be one of ${QUANTIZATIONS.join(', ')}`],
   ];
   const problems = checks.filter(([ok]) => !ok).map(([, p]) => p);
+  problems.push(...attentionProblems(e, d));
   if (json.confidence !== undefined) problems.push(...confidenceModelProblems(json.confidence));
   if (problems.length) throw new BundleError(`invalid manifest.json: ${problems.join('; ')}`);
   return json as unknown as BundleManifest;

@@ -9,6 +9,8 @@ export interface Hypothesis {
   /** Length-normalised score: logProb / (number of scored tokens)^lengthPenalty. What hypotheses are ranked by. */
   score: number;
   finished: boolean;
+  /** With `withAttention` on an attention decoder: per word (and the `<end>` step), the weights over the grid cells. */
+  attention?: Float32Array[];
 }
 
 export interface SearchOptions {
@@ -26,26 +28,47 @@ export interface SearchOptions {
    * plain sum (which favours short captions).
    */
   lengthPenalty?: number;
+  /** Keep each hypothesis's attention rows (attention decoders only). */
+  withAttention?: boolean;
 }
 
 function dispose(s: LstmState): void {
   s.h.dispose();
   s.c.dispose();
   s.img.dispose();
+  s.grid?.dispose();
+}
+
+/** The state's rows in `rows` order (beam reordering), as new tensors. */
+function gatherState(s: LstmState, rows: Int32Array): LstmState {
+  return tf.tidy(() => {
+    const r = tf.tensor1d(rows, 'int32');
+    const g: LstmState = { h: tf.gather(s.h, r), c: tf.gather(s.c, r), img: tf.gather(s.img, r) };
+    if (s.grid) g.grid = tf.gather(s.grid, r);
+    return g;
+  });
+}
+
+function startState(w: DecoderWeights, features: tf.Tensor2D): LstmState {
+  return tf.tidy(() => initialState(w, features));
 }
 
 /**
  * Next-word log-probabilities for each row, banned tokens set to -Infinity. Step t = maxLength − 1
  * allows only `<end>`: a caption is never longer than maxLength − 1 words.
  */
-function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number, maxLength: number): { lp: Float32Array; state: LstmState } {
+function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number, maxLength: number): { lp: Float32Array; state: LstmState; attention?: Float32Array } {
   const out = tf.tidy(() => {
     const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
-    // The image projection does not change between steps: keep a copy owned by the new state.
-    return { lp: r.logProbs, h: r.state.h, c: r.state.c, img: tf.clone(r.state.img) };
+    // The image projections do not change between steps: keep copies owned by the new state.
+    const next: LstmState = { h: r.state.h, c: r.state.c, img: tf.clone(r.state.img) };
+    if (r.state.grid) next.grid = tf.clone(r.state.grid);
+    return { lp: r.logProbs, state: next, attention: r.attention };
   });
   const lp = out.lp.dataSync() as Float32Array;
   out.lp.dispose();
+  const attention = out.attention ? (out.attention.dataSync() as Float32Array) : undefined;
+  out.attention?.dispose();
   const V = lp.length / tokens.length;
   for (let r = 0; r < tokens.length; r++) {
     for (const b of banned) lp[r * V + b] = -Infinity;
@@ -54,7 +77,7 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
     // …and at most maxLength − 1.
     if (t === maxLength - 1 && t > 0) for (let v = 0; v < V; v++) if (v !== endId) lp[r * V + v] = -Infinity;
   }
-  return { lp, state: { h: out.h, c: out.c, img: out.img } };
+  return { lp, state: out.state, attention };
 }
 
 /**
@@ -65,36 +88,34 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
 export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: SearchOptions): Hypothesis[] {
   const k = opts.beam;
   const alpha = opts.lengthPenalty ?? 1;
-  let state = tf.tidy(() => {
-    const s = initialState(w, features);
-    return { h: s.h, c: s.c, img: s.img };
-  }) as LstmState;
-  let beams: { tokens: number[]; logProb: number }[] = [{ tokens: [], logProb: 0 }];
+  let state = startState(w, features);
+  const keep = Boolean(opts.withAttention && w.attention);
+  let beams: { tokens: number[]; logProb: number; attention: Float32Array[] }[] = [{ tokens: [], logProb: 0, attention: [] }];
   const finished: Hypothesis[] = [];
   try {
     for (let t = 0; t < opts.maxLength && beams.length > 0 && finished.length < k; t++) {
       const last = Int32Array.from(beams, (b) => (b.tokens.length ? b.tokens[b.tokens.length - 1] : opts.startId));
-      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
+      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
       dispose(state);
       state = next;
       const V = lp.length / beams.length;
+      const L = attention ? attention.length / beams.length : 0;
+      const rowsOf = (row: number) => (keep && attention ? [...beams[row].attention, attention.slice(row * L, (row + 1) * L)] : beams[row].attention);
       // Best 2k (beam, word) pairs: enough that k survive even if k of them end here.
       const cands = topK(lp, beams, V, 2 * k);
-      const alive: { tokens: number[]; logProb: number; row: number }[] = [];
+      const alive: { tokens: number[]; logProb: number; row: number; attention: Float32Array[] }[] = [];
       for (let rank = 0; rank < cands.length && alive.length < k; rank++) {
         const c = cands[rank];
         const tokens = beams[c.row].tokens;
         if (c.word === opts.endId) {
           // On the last step every candidate is `<end>`: all of them finish.
-          if (rank < k || t === opts.maxLength - 1) finished.push(hyp(tokens, c.logProb, true, alpha));
+          if (rank < k || t === opts.maxLength - 1) finished.push(hyp(tokens, c.logProb, true, alpha, keep ? rowsOf(c.row) : undefined));
         } else {
-          alive.push({ tokens: [...tokens, c.word], logProb: c.logProb, row: c.row });
+          alive.push({ tokens: [...tokens, c.word], logProb: c.logProb, row: c.row, attention: rowsOf(c.row) });
         }
       }
       if (alive.length > 0 && finished.length < k) {
-        const rows = tf.tensor1d(Int32Array.from(alive, (a) => a.row), 'int32');
-        const gathered = { h: tf.gather(state.h, rows) as tf.Tensor2D, c: tf.gather(state.c, rows) as tf.Tensor2D, img: tf.gather(state.img, rows) as tf.Tensor2D };
-        rows.dispose();
+        const gathered = gatherState(state, Int32Array.from(alive, (a) => a.row));
         dispose(state);
         state = gathered;
       }
@@ -107,9 +128,9 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   return dedupe(finished).slice(0, Math.max(1, Math.min(opts.alternatives, k)));
 }
 
-function hyp(tokens: number[], logProb: number, finishedWithEnd: boolean, lengthPenalty: number): Hypothesis {
+function hyp(tokens: number[], logProb: number, finishedWithEnd: boolean, lengthPenalty: number, attention?: Float32Array[]): Hypothesis {
   const scored = tokens.length + (finishedWithEnd ? 1 : 0);
-  return { tokens, logProb, score: logProb / Math.max(1, scored) ** lengthPenalty, finished: finishedWithEnd };
+  return { tokens, logProb, score: logProb / Math.max(1, scored) ** lengthPenalty, finished: finishedWithEnd, ...(attention ? { attention } : {}) };
 }
 
 /** Hypotheses can repeat only through different paths to the same words; keep the best of each. */
@@ -148,23 +169,23 @@ function topK(lp: Float32Array, beams: { logProb: number }[], V: number, n: numb
 /** Greedy decoding of a batch: features [N, F] → one hypothesis per row. */
 export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit<SearchOptions, 'beam' | 'alternatives'>): Hypothesis[] {
   const n = features.shape[0];
-  let state = tf.tidy(() => {
-    const s = initialState(w, features);
-    return { h: s.h, c: s.c, img: s.img };
-  }) as LstmState;
+  let state = startState(w, features);
+  const keep = Boolean(opts.withAttention && w.attention);
+  const attentionRows: Float32Array[][] = Array.from({ length: n }, () => []);
   const tokens: number[][] = Array.from({ length: n }, () => []);
   const logProb = new Float64Array(n);
   const done = new Uint8Array(n);
   try {
     let last = new Int32Array(n).fill(opts.startId);
     for (let t = 0; t < opts.maxLength && done.some((d) => !d); t++) {
-      const { lp, state: next } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
+      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
       dispose(state);
       state = next;
       const V = lp.length / n;
       last = new Int32Array(n);
       for (let r = 0; r < n; r++) {
         if (done[r]) continue;
+        if (keep && attention) attentionRows[r].push(attention.slice((r * attention.length) / n, ((r + 1) * attention.length) / n));
         let arg = 0;
         for (let v = 1; v < V; v++) if (lp[r * V + v] > lp[r * V + arg]) arg = v;
         logProb[r] += lp[r * V + arg];
@@ -176,5 +197,5 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   } finally {
     dispose(state);
   }
-  return tokens.map((tk, r) => hyp(tk, logProb[r], done[r] === 1, 1));
+  return tokens.map((tk, r) => hyp(tk, logProb[r], done[r] === 1, 1, keep ? attentionRows[r] : undefined));
 }

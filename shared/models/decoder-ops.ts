@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { DECODER_LAYER_NAMES } from './decoder';
+import { DECODER_LAYER_NAMES, gridCells, type AttentionConfig } from './decoder';
 
 /** The decoder's weights as plain tensors (tf.Variables while training). */
 export interface DecoderWeights {
@@ -11,13 +11,33 @@ export interface DecoderWeights {
   embedding: tf.Tensor2D;
   lstm: { kernel: tf.Tensor2D; recurrentKernel: tf.Tensor2D; bias: tf.Tensor1D };
   logits: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+  /** Present when the decoder attends over a grid; then each feature row is [pooled | grid]. */
+  attention?: AttentionWeights;
 }
 
-/** Per-caption decoding state: the LSTM's h and c, and the image's projection added at each step. */
-export interface LstmState {
+export interface AttentionWeights {
+  config: AttentionConfig;
+  /** Pooled feature size: the grid starts at this column of a feature row. */
+  pooledSize: number;
+  grid: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+  query: tf.Tensor2D;
+  gate: { kernel: tf.Tensor2D; bias: tf.Tensor1D };
+  out: tf.Tensor2D;
+}
+
+/** Per-caption decoding state: the LSTM's h and c, the image's projection added at each step, and the projected grid [N, cells, size] with attention. */
+// A type, not an interface: tf.tidy can then return it (TensorContainer needs an index signature).
+export type LstmState = {
   h: tf.Tensor2D;
   c: tf.Tensor2D;
   img: tf.Tensor2D;
+  grid?: tf.Tensor3D;
+};
+
+/** Columns of one feature row: the pooled feature, plus the grid with attention. */
+export function featureRowSize(w: DecoderWeights): number {
+  const a = w.attention;
+  return a ? a.pooledSize + gridCells(a.config) * a.config.channels : w.initH.kernel.shape[0];
 }
 
 /** The live weights of a decoder built by `buildDecoder` (variables, not copies). */
@@ -30,6 +50,25 @@ export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
   const [emb] = vars(DECODER_LAYER_NAMES.embedding);
   const [lK, lR, lB] = vars(DECODER_LAYER_NAMES.lstm);
   const [oK, oB] = vars(DECODER_LAYER_NAMES.logits);
+  const gridInput = model.inputs.find((i) => i.name.startsWith('grid'));
+  let attention: AttentionWeights | undefined;
+  if (gridInput) {
+    const [gK, gB] = vars(DECODER_LAYER_NAMES.attGrid);
+    const [qK] = vars(DECODER_LAYER_NAMES.attQuery);
+    const [aK, aB] = vars(DECODER_LAYER_NAMES.attGate);
+    const [outK] = vars(DECODER_LAYER_NAMES.attOut);
+    const [cells, channels] = gridInput.shape.slice(1) as number[];
+    const side = Math.round(Math.sqrt(cells));
+    attention = {
+      // The layers model knows only the number of cells; grids are square (7×7) by construction.
+      config: { grid: [side, cells / side], channels, size: gK.shape[1] as number },
+      pooledSize: hK.shape[0],
+      grid: { kernel: gK as tf.Tensor2D, bias: gB as tf.Tensor1D },
+      query: qK as tf.Tensor2D,
+      gate: { kernel: aK as tf.Tensor2D, bias: aB as tf.Tensor1D },
+      out: outK as tf.Tensor2D,
+    };
+  }
   return {
     initH: { kernel: hK as tf.Tensor2D, bias: hB as tf.Tensor1D },
     initC: { kernel: cK as tf.Tensor2D, bias: cB as tf.Tensor1D },
@@ -38,20 +77,61 @@ export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
     embedding: emb as tf.Tensor2D,
     lstm: { kernel: lK as tf.Tensor2D, recurrentKernel: lR as tf.Tensor2D, bias: lB as tf.Tensor1D },
     logits: { kernel: oK as tf.Tensor2D, bias: oB as tf.Tensor1D },
+    ...(attention ? { attention } : {}),
   };
 }
 
 const dense = (x: tf.Tensor2D, w: { kernel: tf.Tensor2D; bias: tf.Tensor1D }): tf.Tensor2D =>
   tf.add(tf.matMul(x, w.kernel), w.bias);
 
-/** Decoding state from image features [N, F]. */
-export function initialState(w: DecoderWeights, features: tf.Tensor2D): LstmState {
-  return { h: tf.tanh(dense(features, w.initH)), c: tf.tanh(dense(features, w.initC)), img: dense(features, w.imageProj) };
+type Drop = <R extends tf.Rank>(x: tf.Tensor<R>) => tf.Tensor<R>;
+const noDrop: Drop = (x) => x;
+
+/** Decoding state from image feature rows [N, featureRowSize]. */
+export function initialState(w: DecoderWeights, features: tf.Tensor2D, drop: Drop = noDrop): LstmState {
+  const a = w.attention;
+  const N = features.shape[0];
+  const pooled = drop(a ? (tf.slice(features, [0, 0], [N, a.pooledSize]) as tf.Tensor2D) : features);
+  const state: LstmState = { h: tf.tanh(dense(pooled, w.initH)), c: tf.tanh(dense(pooled, w.initC)), img: dense(pooled, w.imageProj) };
+  if (a) {
+    const L = gridCells(a.config);
+    const C = a.config.channels;
+    const grid = drop(tf.reshape(tf.slice(features, [0, a.pooledSize], [N, L * C]), [N * L, C]) as tf.Tensor2D);
+    state.grid = tf.reshape(dense(grid, a.grid), [N, L, a.config.size]);
+  }
+  return state;
 }
 
-/** Word logits from LSTM outputs [N, U] and the image projections [N, U]. */
-function wordLogits(w: DecoderWeights, h: tf.Tensor2D, img: tf.Tensor2D, drop: (x: tf.Tensor2D) => tf.Tensor2D = (x) => x): tf.Tensor2D {
-  return dense(drop(tf.relu(dense(tf.add(h, img) as tf.Tensor2D, w.merge))), w.logits);
+/**
+ * Attention of LSTM outputs h [N, T, U] over the projected grid [N, L, S]: the weights [N, T, L]
+ * and the gated context, projected to the LSTM's width [N·T, U].
+ */
+function attend(a: AttentionWeights, h: tf.Tensor3D, grid: tf.Tensor3D): { weights: tf.Tensor3D; context: tf.Tensor2D } {
+  const [N, T, U] = h.shape;
+  const flat = tf.reshape(h, [N * T, U]) as tf.Tensor2D;
+  const q = tf.reshape(tf.matMul(flat, a.query), [N, T, a.config.size]) as tf.Tensor3D;
+  const weights = tf.softmax(tf.matMul(q, grid, false, true)) as tf.Tensor3D;
+  const context = tf.reshape(tf.matMul(weights, grid), [N * T, a.config.size]) as tf.Tensor2D;
+  const gated = tf.mul(context, tf.sigmoid(dense(flat, a.gate))) as tf.Tensor2D;
+  return { weights, context: tf.matMul(gated, a.out) };
+}
+
+/**
+ * Word logits from LSTM outputs h [N·T, U] (T steps per caption) and each caption's state:
+ * image projection, plus the attended grid context with attention.
+ */
+function wordLogits(w: DecoderWeights, h: tf.Tensor2D, state: LstmState, T: number, drop: Drop = noDrop): { logits: tf.Tensor2D; attention?: tf.Tensor3D } {
+  const N = state.img.shape[0];
+  const U = state.img.shape[1];
+  const img = T === 1 ? state.img : (tf.reshape(tf.tile(tf.expandDims(state.img, 1), [1, T, 1]), [N * T, U]) as tf.Tensor2D);
+  let x = tf.add(h, img) as tf.Tensor2D;
+  let attention: tf.Tensor3D | undefined;
+  if (w.attention && state.grid) {
+    const r = attend(w.attention, tf.reshape(h, [N, T, U]), state.grid);
+    x = tf.add(x, r.context);
+    attention = r.weights;
+  }
+  return { logits: dense(drop(tf.relu(dense(x, w.merge))), w.logits), attention };
 }
 
 /** One LSTM step (Keras gate order i, f, c, o) from the input projection `xz` = x·K + b. */
@@ -60,20 +140,25 @@ function lstmCell(w: DecoderWeights, xz: tf.Tensor2D, s: LstmState): LstmState {
   const [i, f, g, o] = tf.split(z, 4, 1) as tf.Tensor2D[];
   const c = tf.add(tf.mul(tf.sigmoid(f), s.c), tf.mul(tf.sigmoid(i), tf.tanh(g))) as tf.Tensor2D;
   const h = tf.mul(tf.sigmoid(o), tf.tanh(c)) as tf.Tensor2D;
-  return { h, c, img: s.img };
-}
-
-/** One decoding step: previous tokens [N] → log-probabilities of the next word [N, V] and the new state. */
-export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmState): { logProbs: tf.Tensor2D; state: LstmState } {
-  const x = tf.gather(w.embedding, tokens) as tf.Tensor2D;
-  const next = lstmCell(w, dense(x, w.lstm), state);
-  return { logProbs: tf.logSoftmax(wordLogits(w, next.h, next.img)), state: next };
+  return { ...s, h, c };
 }
 
 /**
- * Teacher-forced forward pass over whole sequences: features [B, F], tokens [B, T] → logits [B, T, V].
- * Same maths as the layers model, but the input projection and the output layer are one matmul
- * each over all timesteps instead of one per step.
+ * One decoding step: previous tokens [N] → log-probabilities of the next word [N, V], the new
+ * state, and with attention the weights [N, cells] behind that word.
+ */
+export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmState): { logProbs: tf.Tensor2D; state: LstmState; attention?: tf.Tensor2D } {
+  const x = tf.gather(w.embedding, tokens) as tf.Tensor2D;
+  const next = lstmCell(w, dense(x, w.lstm), state);
+  const out = wordLogits(w, next.h, next, 1);
+  const N = tokens.shape[0];
+  return { logProbs: tf.logSoftmax(out.logits), state: next, ...(out.attention ? { attention: tf.reshape(out.attention, [N, -1]) as tf.Tensor2D } : {}) };
+}
+
+/**
+ * Teacher-forced forward pass over whole sequences: feature rows [B, featureRowSize], tokens
+ * [B, T] → logits [B, T, V]. Same maths as the layers model, but the input projection, the
+ * attention and the output layer are one matmul each over all timesteps instead of one per step.
  */
 export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0, seed?: number): tf.Tensor3D {
   const [B, T] = tokens.shape;
@@ -81,7 +166,7 @@ export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens
   // A seed makes the dropout masks (and so a training run) reproducible.
   const drop = <R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> =>
     dropout > 0 ? (tf.dropout(x, dropout, undefined, seed === undefined ? undefined : seed + calls++) as tf.Tensor<R>) : x;
-  let state = initialState(w, drop(features));
+  let state = initialState(w, features, drop);
   const E = w.embedding.shape[1];
   const U = w.lstm.recurrentKernel.shape[0];
   const emb = drop(tf.reshape(tf.gather(w.embedding, tf.reshape(tokens, [B * T])), [B * T, E]) as tf.Tensor2D);
@@ -93,8 +178,6 @@ export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens
     hs.push(state.h);
   }
   const h = tf.reshape(tf.stack(hs, 1), [B * T, U]) as tf.Tensor2D;
-  // Each timestep of a caption gets its image's projection.
-  const img = tf.reshape(tf.tile(tf.expandDims(state.img, 1), [1, T, 1]), [B * T, U]) as tf.Tensor2D;
   const V = w.logits.kernel.shape[1];
-  return tf.reshape(wordLogits(w, h, img, drop), [B, T, V]);
+  return tf.reshape(wordLogits(w, h, state, T, drop).logits, [B, T, V]);
 }

@@ -6,6 +6,7 @@ import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { chromium, type Browser } from 'playwright-core';
 import { findChromium } from '../helpers/chromium';
+import { recordCaptionAnswers } from '../helpers/page-answers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
 import { TINY_INPUT, tinyBundle, tinyConfidence } from '../helpers/tiny-bundle';
@@ -69,23 +70,7 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
     rmSync(root, { recursive: true, force: true });
   });
 
-  /**
-   * The /v1/captions answers the page's own code receives, in order (recorded inside the page:
-   * the inspector may evict response bodies before a test could read them).
-   */
-  async function answers(page: import('playwright-core').Page): Promise<() => Promise<{ status: number; json: CaptionJson }[]>> {
-    await page.addInitScript(() => {
-      const w = window as unknown as { __answers: unknown[] };
-      w.__answers = [];
-      const original = window.fetch.bind(window);
-      window.fetch = async (...args: Parameters<typeof fetch>) => {
-        const res = await original(...args);
-        if (String(args[0]).includes('/v1/captions')) w.__answers.push({ status: res.status, json: await res.clone().json().catch(() => null) });
-        return res;
-      };
-    });
-    return () => page.evaluate(() => (window as unknown as { __answers: { status: number; json: CaptionJson }[] }).__answers);
-  }
+  const answers = (page: import('playwright-core').Page) => recordCaptionAnswers<CaptionJson>(page);
 
   /** What one result card shows. */
   const shown = (page: import('playwright-core').Page) =>

@@ -9,21 +9,31 @@ import { buildDecoder } from '../../shared/models/decoder';
 import { buildCompactVgg16, compactVgg16Cost } from '../../shared/models/vgg16';
 import { Vocabulary } from '../../shared/text/vocabulary';
 
+/** The tiny encoder's last grid: block5_conv3 of a 32² input. */
+export const TINY_GRID: [number, number] = [2, 2];
+
 export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'grass', 'mat', 'red', 'ball', 'man'];
 
 /**
  * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
  * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
  */
-export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel } = {}): Promise<Map<string, Uint8Array>> {
+export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel; attention?: boolean } = {}): Promise<Map<string, Uint8Array>> {
   const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
   const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
-  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0 });
+  // With attention: over block5_conv3, the last 2×2 grid (32 channels) of the 32² input.
+  const attention = opts.attention ? { grid: TINY_GRID, channels: 32, size: 8 } : undefined;
+  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0, attention });
   // Larger random weights than the initialisers give, so captions vary with the image.
   let s = opts.seed ?? 1;
   for (const layer of decoder.layers) {
     layer.setWeights(layer.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.8, 'float32', s++)));
+  }
+  if (attention) {
+    // Sharper attention than random weights give (tiny grid values): maps that visibly differ per cell.
+    const q = decoder.getLayer('att_query');
+    q.setWeights([tf.mul(q.getWeights()[0], 12)]);
   }
   if (opts.neverEnds) {
     // <end> made (almost) impossible: every caption runs to the length limit.
@@ -37,8 +47,26 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
       id: 'tiny-test',
       version: '0.0.1',
       description: 'random weights for tests',
-      encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 32, normalization: UNIT_RANGE_NORMALIZATION, featureSize: 24, widthMultiplier: vgg.widthMultiplier, params: cost.params, flops: cost.flops },
-      decoder: { architecture: 'lstm-inject-merge', modelPath: 'decoder/model.json', vocabSize: vocab.size, embeddingSize: 8, units: 16, maxLength: 8 },
+      encoder: {
+        architecture: 'compact-vgg16',
+        modelPath: 'encoder/model.json',
+        inputSize: 32,
+        normalization: UNIT_RANGE_NORMALIZATION,
+        featureSize: 24,
+        widthMultiplier: vgg.widthMultiplier,
+        params: cost.params,
+        flops: cost.flops,
+        ...(attention ? { grid: { layer: 'block5_conv3', shape: [...TINY_GRID, 32] as [number, number, number] } } : {}),
+      },
+      decoder: {
+        architecture: attention ? 'lstm-attention' : 'lstm-inject-merge',
+        modelPath: 'decoder/model.json',
+        vocabSize: vocab.size,
+        embeddingSize: 8,
+        units: 16,
+        maxLength: 8,
+        ...(attention ? { attention } : {}),
+      },
       ...(opts.confidence ? { confidence: opts.confidence } : {}),
     },
     encoder,

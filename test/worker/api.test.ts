@@ -202,6 +202,43 @@ describe('POST /v1/captions', () => {
   });
 });
 
+describe('?attention=1', () => {
+  it('adds one row of grid weights per caption word, each summing to 1; the same caption as without it; multipart too', async () => {
+    const attentionFiles = await tinyBundle({ quantization: 'uint8', attention: true });
+    const attending = createApp({ bundleSource: () => memorySource(attentionFiles) });
+    const ask = (query: string, body: BodyInit = jpegOf(64, 48, 4)) => attending.request(`/v1/captions${query}`, { method: 'POST', body, headers: { 'Content-Type': 'image/jpeg' } }, env);
+    const plain = (await (await ask('?beam=3')).json()) as any;
+    expect(plain.attention).toBeUndefined();
+    for (const beam of [1, 3]) {
+      const res = await ask(`?beam=${beam}&attention=1`);
+      expect(res.status).toBe(200);
+      const j = (await res.json()) as any;
+      if (beam === 3) expect(j.caption).toBe(plain.caption);
+      expect(j.attention.grid).toEqual([2, 2]);
+      expect(j.attention.weights).toHaveLength(j.caption.split(' ').length);
+      for (const row of j.attention.weights) {
+        expect(row).toHaveLength(4);
+        expect(Math.abs(row.reduce((a: number, b: number) => a + b, 0) - 1)).toBeLessThanOrEqual(0.003);
+        expect(row.every((x: number) => x >= 0 && x <= 1 && Math.round(x * 1000) === x * 1000)).toBe(true);
+      }
+    }
+    expect(((await (await ask('?attention=0')).json()) as any).attention).toBeUndefined();
+    const form = new FormData();
+    form.append('image', new File([jpegOf(50, 50, 1)], 'a.jpg', { type: 'image/jpeg' }));
+    form.append('image', new File([jpegOf(40, 30, 2)], 'b.jpg', { type: 'image/jpeg' }));
+    const multi = (await (await attending.request('/v1/captions?attention=true', { method: 'POST', body: form }, env)).json()) as any[];
+    for (const r of multi) expect(r.attention.weights).toHaveLength(r.caption.split(' ').length);
+    const card = (await (await attending.request('/v1/model', {}, env)).json()) as any;
+    expect(card.decoder).toMatchObject({ architecture: 'lstm-attention', attention: { grid: [2, 2], channels: 32, size: 8 } });
+  });
+
+  it('a model without attention answers the flag with a 400 that says why; a bad flag value is a 400 too', async () => {
+    expect(await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?attention=1'), 400, 'invalid_parameter')).toMatch(/attention decoder/);
+    expect(await expectError(await post(jpegOf(32, 32), 'image/jpeg', '?attention=yes'), 400, 'invalid_parameter')).toMatch(/attention must be 1 or 0/);
+    expect((await post(jpegOf(32, 32), 'image/jpeg', '?attention=0')).status).toBe(200);
+  });
+});
+
 describe('model lifecycle', () => {
   it('serves the model card from the manifest', async () => {
     const j = (await (await app.request('/v1/model', {}, env)).json()) as any;

@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { CaptionOptionError, resolveOptions, type CaptionOptions, type Captioner } from '../../shared/captioner';
+import { CaptionOptionError, resolveOptions, type AttentionMap, type CaptionOptions, type Captioner } from '../../shared/captioner';
 import { decodeImage } from '../../shared/image/decode';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from '../../shared/image/types';
 import { readBodyLimited } from '../body';
@@ -23,6 +23,8 @@ export interface CaptionResponse {
   confidence: number | null;
   alternatives: { caption: string; score: number; confidence: number | null }[];
   model: { id: string; version: string };
+  /** With ?attention=1: per word of `caption`, its weights over the encoder's grid cells (row-major). */
+  attention?: AttentionMap;
   timings: { decodeMs: number; preprocessMs: number; encoderMs: number; decoderMs: number; totalMs: number };
 }
 
@@ -89,6 +91,7 @@ function captionOne(captioner: Captioner, image: RgbImage, decodeMs: number, opt
     confidence: r.confidence === undefined ? null : roundTo(r.confidence, 4),
     alternatives: r.alternatives.map((a) => ({ caption: a.caption, score: roundTo(a.score, 4), confidence: a.confidence === undefined ? null : roundTo(a.confidence, 4) })),
     model: { id: m.id, version: m.version },
+    ...(r.attention ? { attention: r.attention } : {}),
     timings: {
       decodeMs: ms(decodeMs),
       preprocessMs: ms(r.timings.preprocessMs),
@@ -136,7 +139,7 @@ export const captionsRoute = new Hono<AppEnv>()
         if (!captioner) {
           captioner = await c.get('models').get();
           try {
-            resolveOptions(options, captioner.manifest.decoder.maxLength - 1);
+            resolveOptions(options, captioner.manifest.decoder.maxLength - 1, captioner.manifest.decoder.architecture === 'lstm-attention');
           } catch (e) {
             if (e instanceof CaptionOptionError) throw new ApiError(400, 'invalid_parameter', e.message);
             throw e;

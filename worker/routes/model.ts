@@ -13,7 +13,7 @@ export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
     createdAt: m.createdAt,
     description: m.description ?? null,
     encoder: { architecture: m.encoder.architecture, inputSize: m.encoder.inputSize, widthMultiplier: m.encoder.widthMultiplier ?? null, headChannels: m.encoder.headChannels ?? null, featureSize: m.encoder.featureSize, params: m.encoder.params ?? null, flops: m.encoder.flops ?? null, normalization: m.encoder.normalization },
-    decoder: { architecture: m.decoder.architecture, vocabSize: m.decoder.vocabSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength },
+    decoder: { architecture: m.decoder.architecture, vocabSize: m.decoder.vocabSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength, attention: m.decoder.attention ?? null },
     quantization: m.quantization,
     bundleBytes: captioner.bundleBytes,
     training: m.training ?? null,

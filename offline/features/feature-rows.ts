@@ -1,0 +1,92 @@
+import type { Normalization } from '../../shared/bundle/manifest';
+import type { CaptionDataset } from '../data/captions';
+import type { FeatureSet } from '../evaluate/caption-features';
+import { loadFeatureEncoder, type FeatureEncoder } from './encoder';
+import { precomputeFeatures, type PrecomputeStats } from './precompute';
+
+/** The encoder grid an attention decoder reads: a layer's [rows, cols, channels] output. */
+export interface GridSpec {
+  layer: string;
+  grid: [number, number];
+  channels: number;
+}
+
+export interface FeatureRows extends FeatureSet {
+  /** The pooled feature's encoder (its id keys the cache; its model is what a bundle exports). */
+  encoder: FeatureEncoder;
+  /** Columns 0 … pooledSize − 1 of a row are the pooled feature; the grid (cell-major) follows. */
+  pooledSize: number;
+  grid?: GridSpec & { encoderId: string };
+  stats: PrecomputeStats;
+}
+
+/**
+ * Feature rows for the decoder: the pooled feature of `layer`, followed with `gridLayer` by that
+ * layer's grid, each computed once into the cache (grids as float16). Photos missing either part
+ * are left out.
+ */
+export async function loadFeatureRows(o: {
+  dataset: Pick<CaptionDataset, 'imageDir'>;
+  names: string[];
+  encoderModel: string;
+  layer?: string;
+  gridLayer?: string;
+  normalization: Normalization;
+  cacheDir: string;
+}): Promise<FeatureRows> {
+  const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.layer, normalization: o.normalization });
+  const pooled = await precomputeFeatures({ dataset: o.dataset, names: o.names, encoder, cacheDir: o.cacheDir });
+  if (!o.gridLayer) return { names: pooled.names, matrix: pooled.matrix, featureSize: encoder.featureSize, pooledSize: encoder.featureSize, encoder, stats: pooled.stats };
+
+  const gridEncoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.gridLayer, normalization: o.normalization });
+  const shape = gridEncoder.model.outputs[0].shape.slice(1);
+  if (shape.length !== 3 || !shape.every((n) => typeof n === 'number')) {
+    gridEncoder.dispose();
+    throw new Error(`--grid-layer ${o.gridLayer} gives [${shape.join(', ')}], not a [rows, cols, channels] grid`);
+  }
+  const [rows, cols, channels] = shape as number[];
+  try {
+    const grid = await precomputeFeatures({ dataset: o.dataset, names: pooled.names, encoder: gridEncoder, cacheDir: o.cacheDir, float16: true });
+    const joined = joinRows({ ...pooled, featureSize: encoder.featureSize }, { ...grid, featureSize: gridEncoder.featureSize });
+    return {
+      ...joined,
+      encoder,
+      pooledSize: encoder.featureSize,
+      grid: { layer: o.gridLayer, grid: [rows, cols], channels, encoderId: `${gridEncoder.id}-f16` },
+      stats: sumStats(pooled.stats, grid.stats),
+    };
+  } finally {
+    gridEncoder.dispose();
+  }
+}
+
+function sumStats(a: PrecomputeStats, b: PrecomputeStats): PrecomputeStats {
+  // Photos, not cache files: a photo needing either part counts once as computed.
+  const computed = Math.max(a.computed, b.computed);
+  const seconds = a.seconds + b.seconds;
+  return { computed, fromCache: Math.min(a.fromCache, b.fromCache), failed: [...a.failed, ...b.failed], seconds, imagesPerSecond: computed ? computed / seconds : 0 };
+}
+
+/** Rows [a | b] for the names both sets have, in a's order. */
+export function joinRows(a: FeatureSet, b: FeatureSet): FeatureSet {
+  const rowOfB = new Map(b.names.map((n, i) => [n, i]));
+  const names = a.names.filter((n) => rowOfB.has(n));
+  const F = a.featureSize + b.featureSize;
+  const matrix = new Float32Array(names.length * F);
+  const rowOfA = new Map(a.names.map((n, i) => [n, i]));
+  names.forEach((n, i) => {
+    const ra = rowOfA.get(n)!;
+    const rb = rowOfB.get(n)!;
+    matrix.set(a.matrix.subarray(ra * a.featureSize, (ra + 1) * a.featureSize), i * F);
+    matrix.set(b.matrix.subarray(rb * b.featureSize, (rb + 1) * b.featureSize), i * F + a.featureSize);
+  });
+  return { names, matrix, featureSize: F };
+}
+
+/** The given rows of a feature matrix, copied into one block (a training batch). */
+export function gatherRows(set: FeatureSet, rows: ArrayLike<number>): Float32Array {
+  const F = set.featureSize;
+  const out = new Float32Array(rows.length * F);
+  for (let i = 0; i < rows.length; i++) out.set(set.matrix.subarray(rows[i] * F, (rows[i] + 1) * F), i * F);
+  return out;
+}
