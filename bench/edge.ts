@@ -5,10 +5,13 @@
  * against the wasm backend's conv GFLOP/s measured in this process (bench/roofline.ts).
  *   npm run bench                      # the shipped bundle in assets/model (or a random test bundle if none)
  *   npm run bench -- --runs 20 --out runs/bench-edge.json
+ *   npm run bench -- --bundle runs/att-student/bundle-uint8 --compare assets/model
+ *       # another bundle served; --compare: a second bundle's 224² decoder times beside it (same run)
+ * An attention bundle also gets rows with ?attention=1 (the maps cost the copy of each step's weights).
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +21,7 @@ import { photoJpeg } from './images';
 import { measureWasmRoofline, printRoofline, withWorkerd, type Roofline } from './roofline';
 import { median, quantile } from './stats';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '20' }, out: { type: 'string', default: 'runs/bench-edge.json' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '20' }, out: { type: 'string', default: 'runs/bench-edge.json' }, bundle: { type: 'string' }, compare: { type: 'string' } } });
 const RUNS = Number(args.runs);
 const root = resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'bench-edge-'));
@@ -30,8 +33,17 @@ function dirBytes(dir: string): number {
 }
 
 
-let assetsDir = join(root, 'assets');
-let bundleLabel = 'assets/model (shipped)';
+/** The page and scripts of assets/, with `bundle` as its model. */
+function assetsWith(bundle: string, name: string): string {
+  const dir = join(tmp, name);
+  cpSync(join(root, 'assets'), dir, { recursive: true, filter: (src) => !src.startsWith(join(root, 'assets', 'model')) });
+  cpSync(resolve(root, bundle), join(dir, 'model'), { recursive: true });
+  return dir;
+}
+
+let assetsDir = args.bundle ? assetsWith(args.bundle, 'assets') : join(root, 'assets');
+let bundleLabel = args.bundle ?? 'assets/model (shipped)';
+const attends = (dir: string) => existsSync(join(dir, 'model', 'manifest.json')) && JSON.parse(readFileSync(join(dir, 'model', 'manifest.json'), 'utf8')).decoder.architecture === 'lstm-attention';
 if (!existsSync(join(assetsDir, 'model', 'manifest.json'))) {
   await tf.setBackend('cpu');
   assetsDir = join(tmp, 'assets');
@@ -63,18 +75,7 @@ try {
   const memory: Record<string, unknown> = { afterFirst: await health() };
   const rows: Record<string, unknown>[] = [];
   for (const [name, img] of Object.entries(images)) {
-    for (const beam of [1, 3]) {
-      for (let i = 0; i < 3; i++) await post(img, `beam=${beam}`);
-      const runs = [];
-      for (let i = 0; i < RUNS; i++) runs.push(await post(img, `beam=${beam}`));
-      const ok = runs.filter((r) => r.status === 200);
-      if (!ok.length) {
-        rows.push({ image: name, beam, status: runs[0].status, error: runs[0].body.error?.message });
-        continue;
-      }
-      const t = (k: string) => median(ok.map((r) => r.body.timings[k]));
-      rows.push({ image: name, jpegBytes: img.byteLength, beam, decodeMs: t('decodeMs'), preprocessMs: t('preprocessMs'), encoderMs: t('encoderMs'), decoderMs: t('decoderMs'), serverMs: t('totalMs'), wallMs: Math.round(median(ok.map((r) => r.wallMs)) * 10) / 10, wallP95Ms: Math.round(quantile(ok.map((r) => r.wallMs), 0.95) * 10) / 10 });
-    }
+    for (const q of ['beam=1', 'beam=3', ...(attends(assetsDir) && name === '224x224' ? ['beam=3&attention=1'] : [])]) rows.push(await latencyRow(post, name, img, q));
   }
   results.latency = rows;
   const throughput: Record<string, number> = {};
@@ -98,6 +99,20 @@ try {
 } finally {
   await server.stop();
 }
+if (args.compare) {
+  // The second bundle alone on the machine, right after the first: decoder times side by side.
+  const other = await startWranglerDev({ assetsDir: assetsWith(args.compare, 'compare'), vars: { CACHE_TTL_SECONDS: '0' } });
+  const postOther = async (img: Uint8Array, q: string) => {
+    const t0 = performance.now();
+    const r = await fetch(`${other.url}/v1/captions?${q}`, { method: 'POST', body: img as unknown as BodyInit, headers: { 'Content-Type': 'image/jpeg' } });
+    return { status: r.status, body: (await r.json()) as any, wallMs: performance.now() - t0 };
+  };
+  try {
+    results.compare = { bundle: args.compare, latency: [await latencyRow(postOther, '224x224', images['224x224'], 'beam=1'), await latencyRow(postOther, '224x224', images['224x224'], 'beam=3')] };
+  } finally {
+    await other.stop();
+  }
+}
 // After workerd has stopped, so the two do not share the cores.
 // Every row runs the same encoder on the same 112² input: the median over the rows is steadier than one row.
 const encoderRows = (results.latency as Record<string, unknown>[]).map((r) => r.encoderMs as number);
@@ -113,11 +128,28 @@ writeFileSync(resolve(root, args.out!), JSON.stringify(results, null, 2));
 console.log(`bundle: ${bundleLabel}`);
 console.log(`wrangler dev ready: ${server.readyMs} ms; start → first caption: ${(results.startToFirstCaptionMs as number).toFixed(0)} ms (first request ${first2(results.firstCaptionRequestMs)} ms)`);
 console.table(results.latency);
+if (results.compare) {
+  console.log(`compared with ${args.compare} (224×224):`);
+  console.table((results.compare as { latency: unknown[] }).latency);
+}
 printRoofline(results.roofline as Roofline | { error: string });
 console.log('requests/s (640×480, beam 3):', Object.entries(throughput(results)).map(([k, v]) => `${k}: ${v.toFixed(2)}`).join(', '));
 console.log('memory:', JSON.stringify(results.memory));
 console.log('deploy (wrangler deploy --dry-run --outdir):', JSON.stringify(results.deploy));
 console.log(`wrote ${args.out}`);
+
+type Post = (img: Uint8Array, q: string) => Promise<{ status: number; body: any; wallMs: number }>;
+
+/** Medians over RUNS requests (after 3 warm-ups) of one image and query. */
+async function latencyRow(post: Post, name: string, img: Uint8Array, q: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 3; i++) await post(img, q);
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await post(img, q));
+  const ok = runs.filter((r) => r.status === 200);
+  if (!ok.length) return { image: name, query: q, status: runs[0].status, error: runs[0].body.error?.message };
+  const t = (k: string) => median(ok.map((r) => r.body.timings[k]));
+  return { image: name, jpegBytes: img.byteLength, query: q, decodeMs: t('decodeMs'), preprocessMs: t('preprocessMs'), encoderMs: t('encoderMs'), decoderMs: t('decoderMs'), serverMs: t('totalMs'), wallMs: Math.round(median(ok.map((r) => r.wallMs)) * 10) / 10, wallP95Ms: Math.round(quantile(ok.map((r) => r.wallMs), 0.95) * 10) / 10 };
+}
 
 function first2(x: unknown): string {
   return (x as number).toFixed(0);

@@ -180,9 +180,11 @@ program
   .option('--beams <list>', 'beam widths, comma-separated', '1,3')
   .option('--images <n>', 'dev images (0 = all)', int, 0)
   .option('--out <dir>', 'where to write metrics.json and gallery.html (default: a new run folder)')
+  .option('--attention-photos <n>', 'attention bundles: also attention.html with the maps of n dev photos', int, 0)
+  .option('--focus-word <word>', 'attention.html shows photos captioned with this word first', 'dog')
   .action(async (f) => {
     const { evaluateCommand } = await import('./commands/evaluate');
-    await evaluateCommand({ dataPath: program.opts().data, bundleDir: f.bundle, beams: String(f.beams).split(',').map(Number), images: f.images, outDir: f.out, runsDir: paths.runsDir });
+    await evaluateCommand({ dataPath: program.opts().data, bundleDir: f.bundle, beams: String(f.beams).split(',').map(Number), images: f.images, outDir: f.out, runsDir: paths.runsDir, attentionPhotos: f.attentionPhotos, focusWord: f.focusWord });
   });
 
 program

@@ -8,6 +8,7 @@ import { loadCaptioner } from '../shared/captioner';
 import { decodeImage } from '../shared/image/decode';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { buildCompactVgg16 } from '../shared/models/vgg16';
+import { evaluateCommand } from '../offline/commands/evaluate';
 import { featuresCommand } from '../offline/commands/features';
 import { scstCommand } from '../offline/commands/scst';
 import { initSource, trainCommand } from '../offline/commands/train';
@@ -183,6 +184,16 @@ describe('offline pipeline end to end', () => {
     const r = served.caption(decodeImage(new Uint8Array(readFileSync(join(dataset.imageDir, dataset.splits.dev[0])))), { beam: 3, attention: true });
     expect(r.attention!.weights).toHaveLength(r.caption.split(' ').length);
     served.dispose();
+
+    // The evaluation's attention gallery: one tinted 2×2 grid per content word of each caption.
+    const evalDir = join(root, 'eval-att');
+    await evaluateCommand({ dataPath: data, bundleDir: join(scstDir, 'bundle-uint8'), beams: [1], images: 0, outDir: evalDir, runsDir: join(root, 'runs'), attentionPhotos: 2 });
+    const html = readFileSync(join(evalDir, 'attention.html'), 'utf8');
+    expect(html.match(/<figure>/g)).toHaveLength(2);
+    const maps = html.match(/<div class="g"[^>]*>(.*?)<\/div>/g) ?? [];
+    expect(maps.length).toBeGreaterThan(0);
+    for (const m of maps) expect(m.match(/<i /g)).toHaveLength(4);
+    await expect(evaluateCommand({ dataPath: data, bundleDir: join(runDir, '..', 'run2', 'bundle-none'), beams: [1], images: 1, outDir: join(root, 'eval-pooled'), runsDir: join(root, 'runs'), attentionPhotos: 1 })).rejects.toThrow(/has no attention decoder/);
   });
 
   it('own photos: a folder with captions.csv → a new decoder on the shipped-style bundle\'s encoder (--init-from the bundle) → a bundle that serves', async () => {

@@ -3,6 +3,7 @@ import { selectBackend } from '../backend';
 import { readDataset } from '../data/captions';
 import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
+import { attentionGalleryHtml, attentionItems } from '../evaluate/attention-gallery';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { createRunDir } from '../run-folder';
 
@@ -13,6 +14,9 @@ export interface EvaluateCommandOptions {
   images: number;
   outDir?: string;
   runsDir: string;
+  /** Attention bundles: this many dev photos in attention.html, those captioned with `focusWord` first. */
+  attentionPhotos?: number;
+  focusWord?: string;
 }
 
 /** `offline:evaluate`: a bundle scored on the dev split exactly as the worker would caption it. */
@@ -26,6 +30,11 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   writeJsonAtomic(join(outDir, 'metrics.json'), summary);
   const items = galleryItems(ev, dataset, names, o.beams);
   writeFileAtomic(join(outDir, 'gallery.html'), galleryHtml(`Dev captions — ${o.bundleDir}`, summary, items));
+  if (o.attentionPhotos) {
+    const items = await attentionItems(o.bundleDir, dataset, names, o.attentionPhotos, o.focusWord);
+    writeFileAtomic(join(outDir, 'attention.html'), attentionGalleryHtml(`Where it looked — ${o.bundleDir}`, items, (n) => join(dataset.imageDir, n)));
+    console.error(`wrote ${join(outDir, 'attention.html')} (${items.length} photos)`);
+  }
   for (const b of o.beams) {
     const s = ev.byBeam[String(b)];
     console.log(`beam ${b}: BLEU-1 ${s.bleu1.toFixed(4)} BLEU-2 ${s.bleu2.toFixed(4)} BLEU-3 ${s.bleu3.toFixed(4)} BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)} (${ev.msPerImage[String(b)].toFixed(1)} ms/image decoding)`);
