@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Normalization } from '../shared/bundle/manifest';
 import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { QUANTIZATIONS, type Quantization } from '../shared/bundle/manifest';
-import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, DEFAULT_SCST_CONFIG, type DecoderTrainConfig, type DistillConfig, type ScstConfig } from './config';
+import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, DEFAULT_FINETUNE_CONFIG, DEFAULT_SCST_CONFIG, type DecoderTrainConfig, type DistillConfig, type FinetuneConfig, type ScstConfig } from './config';
 import { defaultPaths } from './paths';
 
 const paths = defaultPaths();
@@ -171,6 +171,41 @@ trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learning
       quantizations: f.quantizations,
       evalImages: f.evalImages,
     });
+  });
+
+const ft = DEFAULT_FINETUNE_CONFIG;
+trainingRunOptions(program.command('finetune'), { epochs: ft.epochs, lr: ft.decoderLearningRate, lrHelp: "the decoder's Adam learning rate" })
+  .description("fine-tune a bundle's compact VGG16 encoder and its decoder together on caption cross-entropy, then evaluate and export")
+  .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model')
+  .option('--encoder-lr <x>', "the encoder's Adam learning rate (lower: the distilled features move slowly)", num, ft.encoderLearningRate)
+  .option('--anchor-weight <x>', "weight of the pull towards the starting encoder's pooled features", num, ft.anchorWeight)
+  .option('--batch-images <n>', 'photos per step (each with all its captions)', int, ft.batchImages)
+  .option('--dropout <p>', "the decoder's dropout while fine-tuning", num, ft.dropout)
+  .option('--lr-decay <x>', 'learning rate factor per epoch', num, ft.lrDecay)
+  .option('--patience <n>', 'early-stopping patience in epochs', int, ft.patience)
+  .option('--checkpoint-every <n>', 'steps between mid-epoch checkpoints', int, ft.checkpointEvery)
+  .option('--dev-eval-images <n>', 'dev images scored each epoch (0 = all)', int, ft.devEvalImages)
+  .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
+  .option('--seed <n>', 'random seed', int, ft.seed)
+  .option('--quantizations <list>', `bundles to export and score, comma-separated (${QUANTIZATIONS.join(', ')})`, quantizationList, ['none', 'uint8'])
+  .option('--no-export', 'skip export and bundle evaluation')
+  .action(async (f) => {
+    const { finetuneCommand } = await import('./commands/finetune');
+    const config: FinetuneConfig = {
+      ...ft,
+      epochs: f.epochs,
+      batchImages: f.batchImages,
+      encoderLearningRate: f.encoderLr,
+      decoderLearningRate: f.lr,
+      lrDecay: f.lrDecay,
+      anchorWeight: f.anchorWeight,
+      dropout: f.dropout,
+      patience: f.patience,
+      checkpointEvery: f.checkpointEvery,
+      devEvalImages: f.devEvalImages,
+      seed: f.seed,
+    };
+    await finetuneCommand({ dataPath: program.opts().data, from: f.from, runsDir: paths.runsDir, runDir: f.run, config, export: f.export, quantizations: f.quantizations, evalImages: f.evalImages });
   });
 
 program

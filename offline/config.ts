@@ -128,3 +128,39 @@ export const DEFAULT_SCST_CONFIG: ScstConfig = {
   devEvalImages: 0,
   seed: 42,
 };
+
+/** Every setting of caption-loss fine-tuning (encoder and decoder end to end, `offline:finetune`). */
+export interface FinetuneConfig {
+  epochs: number;
+  /** Photos per step, each with all its reference captions. */
+  batchImages: number;
+  /** The encoder's learning rate: lower than the decoder's, so the distilled features move slowly. */
+  encoderLearningRate: number;
+  decoderLearningRate: number;
+  /** Both learning rates multiplied by this after each epoch. */
+  lrDecay: number;
+  /** Weight of the anchor: mean squared change of the pooled feature / its mean square at the start. */
+  anchorWeight: number;
+  dropout: number;
+  clipNorm: number;
+  patience: number;
+  checkpointEvery: number;
+  /** Dev images scored per epoch (0 = all). */
+  devEvalImages: number;
+  seed: number;
+}
+
+export const DEFAULT_FINETUNE_CONFIG: FinetuneConfig = {
+  epochs: 3,
+  batchImages: 16,
+  encoderLearningRate: 2e-5,
+  decoderLearningRate: 1e-4,
+  lrDecay: 0.8,
+  anchorWeight: 1,
+  dropout: 0.3,
+  clipNorm: 5,
+  patience: 2,
+  checkpointEvery: 50,
+  devEvalImages: 0,
+  seed: 42,
+};

@@ -12,7 +12,8 @@ import { evaluateCommand } from '../offline/commands/evaluate';
 import { featuresCommand } from '../offline/commands/features';
 import { scstCommand } from '../offline/commands/scst';
 import { initSource, trainCommand } from '../offline/commands/train';
-import { DEFAULT_DECODER_CONFIG, DEFAULT_SCST_CONFIG } from '../offline/config';
+import { DEFAULT_DECODER_CONFIG, DEFAULT_FINETUNE_CONFIG, DEFAULT_SCST_CONFIG } from '../offline/config';
+import { finetuneCommand } from '../offline/commands/finetune';
 import { readDataset } from '../offline/data/captions';
 import { loadBest } from '../offline/epochs';
 import { evaluateBundle } from '../offline/evaluate/evaluate-bundle';
@@ -25,6 +26,7 @@ import { serializeLayersModel } from '../shared/bundle/model-io';
 import { writeFileAtomic } from '../offline/fs-atomic';
 import { fileSource } from '../offline/fs-source';
 import { writeTinyFlickr, writeTinyGlove } from './helpers/tiny-dataset';
+import { tinyBundle } from './helpers/tiny-bundle';
 
 const root = mkdtempSync(join(tmpdir(), 'pipeline-'));
 beforeAll(async () => {
@@ -193,7 +195,29 @@ describe('offline pipeline end to end', () => {
     const maps = html.match(/<div class="g"[^>]*>(.*?)<\/div>/g) ?? [];
     expect(maps.length).toBeGreaterThan(0);
     for (const m of maps) expect(m.match(/<i /g)).toHaveLength(4);
-    await expect(evaluateCommand({ dataPath: data, bundleDir: join(runDir, '..', 'run2', 'bundle-none'), beams: [1], images: 1, outDir: join(root, 'eval-pooled'), runsDir: join(root, 'runs'), attentionPhotos: 1 })).rejects.toThrow(/has no attention decoder/);
+    const pooledBundle = join(root, 'pooled-bundle');
+    for (const [p, b] of await tinyBundle()) writeFileAtomic(join(pooledBundle, p), b);
+    await expect(evaluateCommand({ dataPath: data, bundleDir: pooledBundle, beams: [1], images: 1, outDir: join(root, 'eval-pooled'), runsDir: join(root, 'runs'), attentionPhotos: 1 })).rejects.toThrow(/has no attention decoder/);
+
+    // Caption-loss fine-tuning of encoder and decoder together, from the attention bundle.
+    const ftDir = join(root, 'finetune-att');
+    const ftConfig = { ...DEFAULT_FINETUNE_CONFIG, epochs: 2, batchImages: 4, encoderLearningRate: 1e-3, decoderLearningRate: 1e-3, checkpointEvery: 1 };
+    await finetuneCommand({ dataPath: data, from: bundle, runsDir: join(root, 'runs'), runDir: ftDir, config: ftConfig, export: true, quantizations: ['uint8'], evalImages: 0 });
+    const ft = JSON.parse(readFileSync(join(ftDir, 'summary.json'), 'utf8'));
+    expect(ft.history).toHaveLength(2);
+    expect(ft.history[1].devFeatureDrift).toBeGreaterThan(0);
+    const tuned = await loadCaptioner(fileSource(join(ftDir, 'bundle-uint8')));
+    expect(tuned.manifest).toMatchObject({ id: expect.stringMatching(/-ft$/), decoder: { architecture: 'lstm-attention' }, encoder: { grid: { layer: 'block5_conv3' } } });
+    const photo = decodeImage(new Uint8Array(readFileSync(join(dataset.imageDir, dataset.splits.dev[0]))));
+    const start = await loadCaptioner(fileSource(bundle));
+    // The encoder itself changed (not only the decoder).
+    const a = start.encode(photo);
+    const b = tuned.encode(photo);
+    expect(a.length).toBe(b.length);
+    expect(a.some((v, i) => Math.abs(v - b[i]) > 1e-4)).toBe(true);
+    expect(tuned.caption(photo, { attention: true }).attention!.grid).toEqual([2, 2]);
+    tuned.dispose();
+    start.dispose();
   });
 
   it('own photos: a folder with captions.csv → a new decoder on the shipped-style bundle\'s encoder (--init-from the bundle) → a bundle that serves', async () => {
