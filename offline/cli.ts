@@ -272,6 +272,8 @@ trainingRunOptions(program.command('distill'), { epochs: dc.epochs, lr: dc.learn
   .description('distil a compact VGG16 from a teacher CNN on the train split (+ unsplit photos), with checkpoints and resume')
   .option('--teacher <model.json>', 'teacher tfjs-layers model (env TEACHER_MODEL)', paths.teacherModel)
   .option('--teacher-layer <name>', 'teacher layer whose output the student learns', 'global_average_pooling2d_1')
+  .option('--teacher-grid-layer <name>', "spatial distillation: the teacher's 7×7 grid layer the student's last grid learns through a 1×1 projection, e.g. MobilenetEdgeTPU_Conv_1_Relu_relu")
+  .option('--grid-weight <x>', "weight of the grid's loss next to the pooled feature's", num, dc.gridWeight)
   .addOption(new Option('--teacher-normalization <mode>', "pixel normalisation the teacher expects ('auto': its normalization.json, else unit)").choices(NORMALIZATION_MODES).default('auto'))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--width <x>', 'width multiplier on VGG16 channels', num, dc.widthMultiplier)
@@ -289,11 +291,12 @@ trainingRunOptions(program.command('distill'), { epochs: dc.epochs, lr: dc.learn
   .option('--seed <n>', 'random seed', int, dc.seed)
   .action(async (f) => {
     const { distillCommand } = await import('./commands/distill');
-    const config: DistillConfig = { ...dc, widthMultiplier: f.width, inputSize: f.inputSize, headChannels: f.head, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets, threads: f.threads };
+    const config: DistillConfig = { ...dc, gridWeight: f.gridWeight, widthMultiplier: f.width, inputSize: f.inputSize, headChannels: f.head, epochs: f.epochs, batchSize: f.batchSize, learningRate: f.lr, warmupSteps: f.warmupSteps, devImages: f.devImages, seed: f.seed, batchNorm: Boolean(f.batchNorm), targets: f.targets, threads: f.threads };
     await distillCommand({
       dataPath: program.opts().data,
       teacherModel: f.teacher,
       teacherLayer: f.teacherLayer,
+      teacherGridLayer: f.teacherGridLayer,
       teacherNormalization: normalizationFor(f.teacherNormalization, f.teacher),
       cacheDir: f.cache,
       runsDir: paths.runsDir,

@@ -55,6 +55,8 @@ export interface DistillConfig {
   warmupSteps: number;
   /** Weight of (1 − cosine similarity) next to the normalised squared error. */
   cosineWeight: number;
+  /** Spatial distillation (with a teacher grid layer): weight of the grid's loss next to the pooled feature's. */
+  gridWeight: number;
   /** Checkpoint every this many steps (and at each epoch's end). */
   checkpointEvery: number;
   /** Dev images for the per-epoch fidelity check (0 = all). */
@@ -82,6 +84,7 @@ export const DEFAULT_DISTILL_CONFIG: DistillConfig = {
   minLearningRateFraction: 0.05,
   warmupSteps: 100,
   cosineWeight: 1,
+  gridWeight: 1,
   checkpointEvery: 100,
   devImages: 500,
   batchNorm: false,

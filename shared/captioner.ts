@@ -61,6 +61,8 @@ export interface Captioner {
   readonly bundleBytes: number;
   /** Where loading went: reading files, building the models (parse, dequantise, upload), the warm-up pass. */
   readonly loadTimings: { readMs: number; buildMs: number; warmupMs: number };
+  /** Checks options against this bundle (beam, length, attention); throws a CaptionOptionError naming the valid range. */
+  resolve(options: CaptionOptions): Required<CaptionOptions>;
   /** Image → caption(s). */
   caption(image: RgbImage, options?: CaptionOptions): CaptionResult;
   /** Image → the decoder's feature row: the encoder's feature, then its grid for attention bundles. */
@@ -73,7 +75,7 @@ export interface Captioner {
 }
 
 /** Resolves options against the bundle; throws a CaptionOptionError naming the valid range. */
-export function resolveOptions(opts: CaptionOptions, maxWords: number, attends = false): Required<CaptionOptions> {
+function resolveOptions(opts: CaptionOptions, maxWords: number, attends: boolean): Required<CaptionOptions> {
   const beam = opts.beam ?? 3;
   const alternatives = opts.alternatives ?? 1;
   const maxLength = opts.maxLength ?? maxWords;
@@ -120,6 +122,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
     bundleBytes: bytes,
     loadTimings,
     featureRowSize: features.featureRowSize,
+    resolve: (options) => features.resolve(options),
     encode(image) {
       return encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]);
     },

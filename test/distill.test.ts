@@ -152,4 +152,30 @@ describe('distillation', () => {
     expect(lastCosine).toBeCloseTo(state.history[state.history.length - 1].devCosine, 3);
     expect(lastCosine).not.toBeCloseTo(best, 3);
   });
+
+  it('spatial distillation: the student\'s grid learns the teacher\'s through a 1×1 projection that is not exported', async () => {
+    const teacher = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 8 }, { seed: TEACHER_SEED });
+    const train = Array.from({ length: 16 }, (_, i) => photo(i + 1));
+    const targets: [Float32Array, Float32Array] = [studentFeatures(teacher, train, 32), studentFeatures(teacher, train.map(mirrored), 32)];
+    // The teacher's own 2×2×32 block5 grid as the grid target.
+    const gridOf = tf.model({ inputs: teacher.inputs, outputs: teacher.getLayer('block5_conv3').output as tf.SymbolicTensor });
+    const grids = studentFeatures(gridOf, train, 32);
+    const mirroredGrids = studentFeatures(gridOf, train.map(mirrored), 32);
+    const dev = train.slice(0, 4);
+    const config = { ...DEFAULT_DISTILL_CONFIG, widthMultiplier: 1 / 16, inputSize: 32, batchSize: 4, epochs: 6, learningRate: 3e-3, devImages: 0, warmupSteps: 2 };
+    const t = { model: teacher, inputSize: 32, featureSize: 8, normalization: UNIT_RANGE_NORMALIZATION };
+    const grid = { targets: [grids, mirroredGrids] as [Float32Array, Float32Array], dev: grids.slice(0, 4 * 128), shape: [2, 2, 32] as [number, number, number], weight: 1 };
+    const runDir = join(root, 'spatial');
+    const { state, student } = await distillStudent({ config, runDir, teacher: t, train, cachedTargets: targets, dev: { images: dev, teacherFeatures: targets[0].slice(0, 32) }, grid, log: () => {} });
+    expect(state.history.every((h) => typeof h.devGridCosine === 'number')).toBe(true);
+    expect(state.history[state.history.length - 1].devGridCosine!).toBeGreaterThan(state.history[0].devGridCosine!);
+    expect(lateLoss(state.history)).toBeLessThan(state.history[0].loss);
+    // The saved student is a plain compact VGG16: no projection, one pooled output, as the worker serves it.
+    expect(student.layers.map((l) => l.name)).not.toContain('grid_proj');
+    expect(student.outputs).toHaveLength(1);
+    expect(studentFeatures(student, dev, 32).length).toBe(4 * 8);
+    // The checkpoint holds the training model, projection included, so a resumed run keeps it.
+    const ckpt = await loadLayersModel(fileSource(join(runDir, 'checkpoint')), 'model.json');
+    expect(ckpt.layers.map((l) => l.name)).toContain('grid_proj');
+  });
 });

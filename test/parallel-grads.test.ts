@@ -7,7 +7,7 @@ import { selectBackend } from '../offline/backend';
 import { DEFAULT_DISTILL_CONFIG } from '../offline/config';
 import { distillLoss } from '../offline/distill/loss';
 import { GradientPool, parallelGradients } from '../offline/distill/parallel-grads';
-import { distillStudent, studentFeatures } from '../offline/distill/train-student';
+import { distillStudent, studentFeatures, withGridHead } from '../offline/distill/train-student';
 import { rng } from '../offline/random';
 import { registerWasmTrainingKernels } from '../offline/wasm-kernels';
 import { UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
@@ -52,6 +52,27 @@ describe('parallel gradients', () => {
     }
   });
 
+  it('with a grid head (spatial distillation), averaged over 2 threads equal the full batch\'s gradients', async () => {
+    const model = withGridHead(buildCompactVgg16(TINY, { seed: 3 }), 'block5_conv3', 6, 4);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const grid = { cells: 4, channels: 6, weight: 0.7 };
+    const N = 5;
+    const x = tf.randomUniform([N, 32, 32, 3], -1, 1, 'float32', 1).dataSync() as Float32Array;
+    const target = tf.randomNormal([N, 8 + 24], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const full = tf.variableGrads(() => distillLoss(model.apply(tf.tensor4d(x, [N, 32, 32, 3]), { training: true }) as tf.Tensor2D, target, 1, undefined, grid), vars);
+    // The grid term counts: without it the loss differs.
+    const pooledOnly = distillLoss(tf.slice(model.predict(tf.tensor4d(x, [N, 32, 32, 3])) as tf.Tensor2D, [0, 0], [N, 8]), tf.slice(target, [0, 0], [N, 8]), 1);
+    expect(Math.abs(full.value.dataSync()[0] - pooledOnly.dataSync()[0])).toBeGreaterThan(0.1);
+    const pool = await GradientPool.start({ threads: 2, model, cosineWeight: 1, grid });
+    try {
+      const par = await parallelGradients(pool, { model, vars, x, target, cosineWeight: 1, grid });
+      expect(par.value.dataSync()[0]).toBeCloseTo(full.value.dataSync()[0], 5);
+      vars.forEach((v, i) => expect(relativeError(par.grads[i], full.grads[v.name]), v.name).toBeLessThan(1e-4));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a worker that throws makes the step reject with its message; a worker that cannot start fails start()', async () => {
     const model = buildCompactVgg16(TINY, { seed: 3 });
     const pool = await GradientPool.start({ threads: 2, model, cosineWeight: 1 });
@@ -59,20 +80,20 @@ describe('parallel gradients', () => {
       // Fresh arrays for each step: the pool transfers them to the worker.
       const weights = () => model.trainableWeights.map((w) => w.read().dataSync().slice() as Float32Array);
       // 7 values of pixels announced as 2 rows: tf.tensor() in the worker throws.
-      const bad = pool.run(weights(), [{ x: new Float32Array(7), target: new Float32Array(16), rows: 2, energy: 1 }]);
+      const bad = pool.run(weights(), [{ x: new Float32Array(7), target: new Float32Array(16), rows: 2, energy: [1] }]);
       await expect(bad).rejects.toThrow(/gradient worker 1: .*shape/);
       // The worker survives a failed step.
-      const ok = await pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: 1 }]);
+      const ok = await pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: [1] }]);
       expect(ok[0].grads.map((g) => g.length)).toEqual(model.trainableWeights.map((w) => w.read().size));
       // Arrays already handed over cannot be sent again: the step rejects instead of hanging.
       const sent = weights();
-      await pool.run(sent, [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: 1 }]);
-      await expect(pool.run(sent, [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: 1 }])).rejects.toThrow();
+      await pool.run(sent, [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: [1] }]);
+      await expect(pool.run(sent, [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16).fill(1), rows: 2, energy: [1] }])).rejects.toThrow();
       // A worker that dies mid-step (here: terminated from outside) fails the step, and every later one.
-      const step = pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16), rows: 2, energy: 1 }]);
+      const step = pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16), rows: 2, energy: [1] }]);
       void (pool as unknown as { workers: { worker: { terminate(): Promise<number> } }[] }).workers[0].worker.terminate();
       await expect(step).rejects.toThrow(/gradient worker 1 exited/);
-      await expect(pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16), rows: 2, energy: 1 }])).rejects.toThrow(/gradient worker 1 exited/);
+      await expect(pool.run(weights(), [{ x: new Float32Array(2 * 32 * 32 * 3), target: new Float32Array(16), rows: 2, energy: [1] }])).rejects.toThrow(/gradient worker 1 exited/);
     } finally {
       await pool.close();
     }

@@ -24,6 +24,8 @@ export interface DistillCommandOptions {
   dataPath: string;
   teacherModel: string;
   teacherLayer?: string;
+  /** Spatial distillation: the teacher layer whose 7×7 grid the student's last grid learns (cached as float16). */
+  teacherGridLayer?: string;
   teacherNormalization: Normalization;
   cacheDir: string;
   runsDir: string;
@@ -69,6 +71,18 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
     cachedTargets = [plain.matrix, flipped.matrix];
     log(`teacher targets cached for ${usedNames.length} photos and their mirror images`);
   }
+  let grid: { targets: [Float32Array, Float32Array]; dev: Float32Array; shape: [number, number, number]; weight: number } | undefined;
+  if (o.teacherGridLayer) {
+    const gridEncoder = await loadFeatureEncoder({ modelPath: o.teacherModel, layer: o.teacherGridLayer, normalization: o.teacherNormalization });
+    const shape = gridEncoder.model.outputs[0].shape.slice(1) as [number, number, number];
+    const trainGrids = await precomputeFeatures({ dataset, names: usedNames, encoder: gridEncoder, cacheDir: o.cacheDir, float16: true });
+    const mirrorGrids = await precomputeFeatures({ dataset, names: usedNames, encoder: mirroredEncoder(gridEncoder), cacheDir: o.cacheDir, float16: true });
+    const devGrids = await precomputeFeatures({ dataset, names: devTeacher.names, encoder: gridEncoder, cacheDir: o.cacheDir, float16: true });
+    if ([trainGrids, mirrorGrids].some((g) => g.names.length !== usedNames.length) || devGrids.names.length !== devTeacher.names.length) throw new Error(`teacher grids of ${o.teacherGridLayer} are missing for some photos`);
+    grid = { targets: [trainGrids.matrix, mirrorGrids.matrix], dev: devGrids.matrix, shape, weight: o.config.gridWeight };
+    log(`teacher grids (${o.teacherGridLayer}, ${shape.join('×')}) for ${usedNames.length} train and ${devGrids.names.length} dev photos`);
+    gridEncoder.dispose();
+  }
   const train = decodeAll(dataset.imageDir, usedNames, 'decode train photos');
   const dev = decodeAll(dataset.imageDir, devTeacher.names, 'decode dev photos');
 
@@ -104,13 +118,14 @@ export async function distillCommand(o: DistillCommandOptions): Promise<string> 
     evaluateDev,
     maxSteps: o.maxSteps,
     warmStart,
+    grid,
   });
   warmStart?.dispose();
   const cost = compactVgg16Cost(studentConfig(o.config, teacher.featureSize));
   writeJsonAtomic(join(runDir, 'summary.json'), {
     runDir,
     backend,
-    teacher: { model: o.teacherModel, layer: o.teacherLayer, id: teacher.id },
+    teacher: { model: o.teacherModel, layer: o.teacherLayer, gridLayer: o.teacherGridLayer ?? null, id: teacher.id },
     initStudent: o.initStudent ?? null,
     student: { ...studentConfig(o.config, teacher.featureSize), params: cost.params, flops: cost.flops },
     trainImages: train.length,

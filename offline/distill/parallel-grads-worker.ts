@@ -23,7 +23,7 @@ async function start(): Promise<void> {
       const { value, grads } = tf.tidy(() => {
         const x = tf.tensor(m.x, [m.rows, ...inShape]);
         const t = tf.tensor2d(m.target, [m.rows, m.target.length / m.rows]);
-        return tf.variableGrads(() => distillLoss(model.apply(x, { training: true }) as tf.Tensor2D, t, init.cosineWeight, m.energy), vars);
+        return tf.variableGrads(() => distillLoss(model.apply(x, { training: true }) as tf.Tensor2D, t, init.cosineWeight, m.energy, init.grid), vars);
       });
       const arrays = vars.map((v) => ownedData(grads[v.name]));
       const loss = value.dataSync()[0];

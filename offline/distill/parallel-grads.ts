@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
-import { distillLoss } from './loss';
+import { distillLoss, targetEnergies, type GridTarget } from './loss';
 
 /**
  * Data-parallel gradients over `node:worker_threads` (tfjs-wasm in Node runs on one core).
@@ -22,6 +22,7 @@ export interface WorkerInit {
   backend: string;
   topology: unknown;
   cosineWeight: number;
+  grid?: GridTarget;
 }
 
 /** One worker's rows. The buffers of `x` and `target` are transferred (they must not be views into shared ones). */
@@ -29,8 +30,8 @@ export interface SliceJob {
   x: Float32Array;
   target: Float32Array;
   rows: number;
-  /** mean(target²) over the whole batch. */
-  energy: number;
+  /** mean(target²) over the whole batch, per part of the row (pooled, and grid with spatial distillation). */
+  energy: number[];
 }
 
 export interface SliceResult {
@@ -49,6 +50,7 @@ export interface PoolOptions {
   threads: number;
   model: tf.LayersModel;
   cosineWeight: number;
+  grid?: GridTarget;
   /** Transfer the weight arrays to one worker instead of copying them (default true). */
   transfer?: boolean;
 }
@@ -142,7 +144,7 @@ export class GradientPool {
     if (!Number.isInteger(o.threads) || o.threads < 2) throw new Error(`gradient pool: threads must be an integer ≥ 2, got ${o.threads}`);
     const backend = tf.getBackend();
     if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`threads > 1 needs the wasm or cpu backend, not '${backend}' (which uses every core already)`);
-    const init: WorkerInit = { entry: ENTRY, backend, topology: o.model.toJSON(null, false), cosineWeight: o.cosineWeight };
+    const init: WorkerInit = { entry: ENTRY, backend, topology: o.model.toJSON(null, false), cosineWeight: o.cosineWeight, grid: o.grid };
     const workers = Array.from({ length: o.threads - 1 }, (_, i) => new GradientWorker(new Worker(BOOTSTRAP, { workerData: init, execArgv: [] }), i + 1));
     const pool = new GradientPool(workers, o.transfer ?? true, o.model.trainableWeights.map((w) => w.read().size));
     try {
@@ -198,9 +200,10 @@ export interface ParallelBatch {
   vars: tf.Variable[];
   /** Student inputs, rows × inputSize² × 3. */
   x: Float32Array;
-  /** Standardised teacher targets, rows × F. */
+  /** Standardised teacher targets, rows × F (× [pooled | grid] with spatial distillation). */
   target: tf.Tensor2D;
   cosineWeight: number;
+  grid?: GridTarget;
   /** Main-thread work to do once its own slice is done, while the workers may still be busy. */
   whileWaiting?: () => void;
 }
@@ -215,9 +218,7 @@ export async function parallelGradients(pool: GradientPool, b: ParallelBatch): P
   const pixels = b.x.length / N;
   const rows = splitRows(N, pool.size + 1);
   const t = b.target.dataSync() as Float32Array;
-  let sq = 0;
-  for (let i = 0; i < t.length; i++) sq += t[i] * t[i];
-  const energy = sq / t.length;
+  const energy = targetEnergies(t, F, b.grid ? b.grid.cells * b.grid.channels : 0);
   const jobs: SliceJob[] = [];
   for (let k = 1, start = rows[0]; k < rows.length; start += rows[k], k++) {
     jobs.push({ x: b.x.slice(start * pixels, (start + rows[k]) * pixels), target: t.slice(start * F, (start + rows[k]) * F), rows: rows[k], energy });
@@ -228,7 +229,7 @@ export async function parallelGradients(pool: GradientPool, b: ParallelBatch): P
   const local = tf.tidy(() => {
     const x0 = tf.tensor(b.x.subarray(0, rows[0] * pixels), [rows[0], ...inShape]);
     const t0 = tf.tensor2d(t.subarray(0, rows[0] * F), [rows[0], F]);
-    return tf.variableGrads(() => distillLoss(b.model.apply(x0, { training: true }) as tf.Tensor2D, t0, b.cosineWeight, energy), b.vars);
+    return tf.variableGrads(() => distillLoss(b.model.apply(x0, { training: true }) as tf.Tensor2D, t0, b.cosineWeight, energy, b.grid), b.vars);
   });
   try {
     b.whileWaiting?.();
@@ -258,7 +259,7 @@ export async function distillStep(
     return tf.tidy(() => {
       const target = b.target();
       const x = tf.tensor(b.x, [target.shape[0], ...(b.model.inputs[0].shape.slice(1) as number[])]);
-      const { value, grads } = tf.variableGrads(() => distillLoss(b.model.apply(x, { training: true }) as tf.Tensor2D, target, b.cosineWeight), b.vars);
+      const { value, grads } = tf.variableGrads(() => distillLoss(b.model.apply(x, { training: true }) as tf.Tensor2D, target, b.cosineWeight, undefined, b.grid), b.vars);
       optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
       return value;
     });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { join } from 'node:path';
 import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
 import type { Normalization } from '../../shared/bundle/manifest';
@@ -11,7 +12,7 @@ import { fileSource } from '../fs-source';
 import { rng, shuffle } from '../random';
 import { lineChartSvg } from '../report/plot';
 import { augmentedView, CACHED_VIEW_AUGMENT, DEFAULT_AUGMENT, viewInput } from './augment';
-import { cosineSimilarity } from './loss';
+import { cosineSimilarity, type GridTarget } from './loss';
 import { distillStep, GradientPool } from './parallel-grads';
 
 export interface Teacher {
@@ -29,6 +30,8 @@ export interface DistillEpoch {
   learningRate: number;
   /** Mean cosine similarity of student and teacher features on unaugmented dev images. */
   devCosine: number;
+  /** Spatial distillation: mean cosine, per grid cell, of the student's projected grid and the teacher's (standardised). */
+  devGridCosine?: number;
   /** Extra dev figures from the caller, e.g. the caption decoder's CIDEr-D on student features. */
   dev?: Record<string, number>;
 }
@@ -54,6 +57,14 @@ export interface DistillInput {
   maxSteps?: number;
   /** A trained student whose layers of the same name and shapes start this run (a fresh run only). */
   warmStart?: tf.LayersModel;
+  /**
+   * Spatial distillation: the teacher's grid of each training photo and of its mirror image, as
+   * the cached views ([original, mirrored], each train.length × cells·channels, cell-major), and
+   * of each dev photo; the student's last grid learns it through a 1×1 projection (trained here,
+   * not exported). The mirrored photo's grid is computed, not the grid mirrored: a CNN's channels
+   * are not mirror-symmetric (an edge leaning one way becomes one leaning the other way).
+   */
+  grid?: { targets: [Float32Array, Float32Array]; dev: Float32Array; shape: [number, number, number]; weight: number };
   log?: (line: string) => void;
 }
 
@@ -97,6 +108,11 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
   const T = teacher.inputSize;
   const F = teacher.featureSize;
   const cached = input.cachedTargets;
+  const spatial = input.grid;
+  const gridTarget: GridTarget | undefined = spatial && { cells: spatial.shape[0] * spatial.shape[1], channels: spatial.shape[2], weight: spatial.weight };
+  const G = gridTarget ? gridTarget.cells * gridTarget.channels : 0;
+  if (spatial && !cached) throw new Error('spatial distillation needs cached teacher targets (targets: cached-views)');
+  const gridStats = spatial && channelStats(spatial.targets[0], spatial.shape);
   const orders = new Map<number, number[]>();
   const orderOf = (epoch: number) => {
     if (!orders.has(epoch)) orders.set(epoch, shuffle([...input.train.keys()], rng(cfg.seed * 7777 + epoch)));
@@ -107,14 +123,16 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
     const random = rng(cfg.seed * 1_000_003 + epoch * 10_007 + step);
     const sIn = new Float32Array(cfg.batchSize * S * S * 3);
     const tIn = cached ? new Float32Array(cfg.batchSize * F) : new Float32Array(cfg.batchSize * T * T * 3);
+    const gIn = spatial ? new Float32Array(cfg.batchSize * G) : undefined;
     for (let b = 0; b < cfg.batchSize; b++) {
       const idx = order[step * cfg.batchSize + b];
       const view = augmentedView(input.train[idx], cached ? CACHED_VIEW_AUGMENT : DEFAULT_AUGMENT, random);
       viewInput(view.image, S, STUDENT_NORMALIZATION, sIn, b * S * S * 3);
       if (cached) tIn.set(cached[view.flipped ? 1 : 0].subarray(idx * F, (idx + 1) * F), b * F);
       else viewInput(view.image, T, teacher.normalization, tIn, b * T * T * 3);
+      if (spatial && gIn) gIn.set(standardizeCells(spatial.targets[view.flipped ? 1 : 0].subarray(idx * G, (idx + 1) * G), gridStats!), b * G);
     }
-    return { sIn, tIn };
+    return { sIn, tIn, gIn };
   };
   // With worker threads, the next step's batch is made while the workers finish this one.
   let prefetched: { key: string; batch: ReturnType<typeof batchAt> } | undefined;
@@ -136,18 +154,20 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
       log(`student: compact VGG16 ×${cfg.widthMultiplier} at ${cfg.inputSize}² → ${teacher.featureSize}-d: ${(cost.params / 1e6).toFixed(2)} M parameters, ${(cost.flops / 1e9).toFixed(3)} GFLOP per image`);
       const student = buildCompactVgg16(arch, { seed: cfg.seed });
       if (input.warmStart) log(`warm start: ${copyMatchingLayers(input.warmStart, student).join(', ')} copied`);
-      return student;
+      if (!spatial) return student;
+      log(`spatial distillation: ${studentGridLayer(arch)} → 1×1 projection → the teacher's ${spatial.shape.join('×')} grid (weight ${spatial.weight})`);
+      return withGridHead(student, studentGridLayer(arch), spatial.shape[2], cfg.seed);
     },
     async prepare(student) {
       vars = student.trainableWeights.map((w) => w.read() as tf.Variable);
       if ((cfg.threads ?? 1) > 1) {
-        workers.pool = await GradientPool.start({ threads: cfg.threads, model: student, cosineWeight: cfg.cosineWeight });
+        workers.pool = await GradientPool.start({ threads: cfg.threads, model: student, cosineWeight: cfg.cosineWeight, grid: gridTarget });
         log(`gradients on ${cfg.threads} threads${arch.batchNorm ? ' (batch norm per thread slice: ghost batch norm)' : ''}`);
       }
     },
     async step(student, { epoch, step, globalStep }) {
       const key = `${epoch}:${step}`;
-      const { sIn, tIn } = prefetched?.key === key ? prefetched.batch : batchAt(epoch, step);
+      const { sIn, tIn, gIn } = prefetched?.key === key ? prefetched.batch : batchAt(epoch, step);
       prefetched = undefined;
       orders.delete(epoch - 1);
       (optimizer as unknown as { learningRate: number }).learningRate = lrAt(globalStep);
@@ -155,7 +175,8 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
         const raw = cached
           ? tf.tensor2d(tIn, [cfg.batchSize, F])
           : (tf.reshape(teacher.model.predict(tf.tensor4d(tIn, [cfg.batchSize, T, T, 3])) as tf.Tensor, [cfg.batchSize, -1]) as tf.Tensor2D);
-        return tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
+        const pooled = tf.div(tf.sub(raw, stats.mean), stats.std) as tf.Tensor2D;
+        return gIn ? (tf.concat([pooled, tf.tensor2d(gIn, [cfg.batchSize, G])], 1) as tf.Tensor2D) : pooled;
       };
       const loss = await distillStep(workers.pool, optimizer, {
         model: student,
@@ -163,6 +184,7 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
         x: sIn,
         target: standardizedTarget,
         cosineWeight: cfg.cosineWeight,
+        grid: gridTarget,
         whileWaiting: step + 1 < stepsPerEpoch ? () => (prefetched = { key: `${epoch}:${step + 1}`, batch: batchAt(epoch, step + 1) }) : undefined,
       });
       const l = loss.dataSync()[0];
@@ -170,8 +192,11 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
       return { loss: l * cfg.batchSize, examples: cfg.batchSize };
     },
     async evaluate(student, end) {
-      const devFeatures = destandardize(studentFeatures(student, input.dev.images, S), stats);
+      const outputs = studentFeatures(student, input.dev.images, S);
+      const devFeatures = destandardize(spatial ? columns(outputs, F + G, 0, F) : outputs, stats);
       const devCosine = meanCosine(devFeatures, input.dev.teacherFeatures, teacher.featureSize);
+      // Per cell, in the standardised space the projection learns.
+      const devGridCosine = spatial ? meanCosine(columns(outputs, F + G, F, G), standardizeCells(spatial.dev, gridStats!), spatial.shape[2]) : undefined;
       const record: DistillEpoch = {
         epoch: end.epoch,
         loss: end.loss,
@@ -179,17 +204,18 @@ async function distill(input: DistillInput, workers: { pool?: GradientPool }): P
         imagesPerSecond: end.examplesPerSecond,
         learningRate: lrAt(end.epoch * stepsPerEpoch - 1),
         devCosine,
+        ...(devGridCosine !== undefined ? { devGridCosine } : {}),
         dev: await input.evaluateDev?.(devFeatures),
       };
       // With a decoder to score them, keep the epoch whose features caption best: measured, dev
       // cosine and the decoder's CIDEr-D can disagree (epoch 4 of the shipped run: cosine 0.755 →
       // 0.735, CIDEr-D 0.133 → 0.154).
       const score = record.dev?.ciderD ?? devCosine;
-      return { record, score, summary: `${end.examplesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${record.dev ? ` ${JSON.stringify(record.dev)}` : ''}` };
+      return { record, score, summary: `${end.examplesPerSecond.toFixed(1)} images/s, dev cosine ${devCosine.toFixed(4)}${devGridCosine !== undefined ? `, grid cosine ${devGridCosine.toFixed(4)}` : ''}${record.dev ? ` ${JSON.stringify(record.dev)}` : ''}` };
     },
     // Saved as it serves: batch norm and the target standardisation folded in.
     async artifacts(student) {
-      const serving = servingStudent(student, arch, stats);
+      const serving = servingStudent(spatial ? withoutGridHead(student) : student, arch, stats);
       try {
         return await serializeLayersModel(serving, '', 'none');
       } finally {
@@ -222,6 +248,58 @@ export function copyMatchingLayers(from: tf.LayersModel, to: tf.LayersModel): st
   }
   if (copied.length === 0) throw new Error(`warm start: no layer of ${from.name} matches ${to.name} by name and shapes`);
   return copied;
+}
+
+/** The student layer whose 7×7 output spatial distillation matches to the teacher's grid (what an attention decoder reads). */
+export function studentGridLayer(arch: CompactVgg16Config): string {
+  const conv = (arch.headChannels ?? 0) > 0 ? 'head_conv' : 'block5_conv3';
+  return arch.batchNorm ? `${conv}_relu` : conv;
+}
+
+/**
+ * The student with a second, training-only output: its grid through a 1×1 convolution to the
+ * teacher's channels, flattened cell-major after the pooled feature ([pooled | grid], one row).
+ */
+export function withGridHead(student: tf.LayersModel, gridLayer: string, channels: number, seed?: number): tf.LayersModel {
+  const g = student.getLayer(gridLayer).output as tfl.SymbolicTensor;
+  const proj = tfl.layers.conv2d({ filters: channels, kernelSize: 1, name: 'grid_proj', kernelInitializer: tfl.initializers.glorotUniform({ seed }) }).apply(g) as tfl.SymbolicTensor;
+  const flat = tfl.layers.flatten({ name: 'grid_proj_cells' }).apply(proj) as tfl.SymbolicTensor;
+  const out = tfl.layers.concatenate({ name: 'distill_targets' }).apply([student.outputs[0], flat]) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: student.inputs, outputs: out, name: 'student_with_grid_head' });
+}
+
+/** The student inside `withGridHead` (same layers, the pooled feature as its only output). */
+export function withoutGridHead(model: tf.LayersModel): tf.LayersModel {
+  const concat = model.getLayer('distill_targets');
+  const pooled = (concat.input as tfl.SymbolicTensor[])[0];
+  return tfl.model({ inputs: model.inputs, outputs: pooled, name: 'compact_vgg16' });
+}
+
+/** Per-channel mean and spread of grids (rows of [rows, cols, channels], channels last), from up to 1,000 grids. */
+export function channelStats(grids: Float32Array, [rows, cols, channels]: [number, number, number]): { mean: Float32Array; std: Float32Array } {
+  const values = Math.min(grids.length, 1000 * rows * cols * channels);
+  const mean = new Float64Array(channels);
+  const sq = new Float64Array(channels);
+  for (let i = 0; i < values; i++) {
+    mean[i % channels] += grids[i];
+    sq[i % channels] += grids[i] * grids[i];
+  }
+  const n = values / channels;
+  const m = Float32Array.from(mean, (s) => s / n);
+  return { mean: m, std: Float32Array.from(sq, (s, c) => Math.sqrt(Math.max(0, s / n - m[c] * m[c])) + 1e-3) };
+}
+
+function standardizeCells(grid: Float32Array, stats: { mean: Float32Array; std: Float32Array }): Float32Array {
+  const C = stats.mean.length;
+  return Float32Array.from(grid, (v, i) => (v - stats.mean[i % C]) / stats.std[i % C]);
+}
+
+/** Columns [from, from + n) of a row-major matrix with rows of `width`. */
+function columns(m: Float32Array, width: number, from: number, n: number): Float32Array {
+  const rows = m.length / width;
+  const out = new Float32Array(rows * n);
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * width + from, r * width + from + n), r * n);
+  return out;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { CaptionOptionError, resolveOptions, type AttentionMap, type CaptionOptions, type Captioner } from '../../shared/captioner';
+import { CaptionOptionError, type AttentionMap, type CaptionOptions, type Captioner } from '../../shared/captioner';
 import { decodeImage } from '../../shared/image/decode';
 import { ACCEPTED_IMAGE_TYPES, ImageInputError, type RgbImage } from '../../shared/image/types';
 import { readBodyLimited } from '../body';
@@ -139,7 +139,7 @@ export const captionsRoute = new Hono<AppEnv>()
         if (!captioner) {
           captioner = await c.get('models').get();
           try {
-            resolveOptions(options, captioner.manifest.decoder.maxLength - 1, captioner.manifest.decoder.architecture === 'lstm-attention');
+            captioner.resolve(options);
           } catch (e) {
             if (e instanceof CaptionOptionError) throw new ApiError(400, 'invalid_parameter', e.message);
             throw e;
