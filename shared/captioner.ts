@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BundleManifest } from './bundle/manifest';
 import { now } from './clock';
+import { concatFloat32 } from './float-arrays';
 import { captionConfidence, imageStats, photoDistance } from './confidence';
 import { loadBundle } from './bundle/load';
 import type { BundleSource } from './bundle/source';
@@ -108,7 +109,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
 
   const encodeBatch = (inputs: Float32Array[]): Float32Array =>
     tf.tidy(() => {
-      const x = tf.tensor4d(concat(inputs), [inputs.length, size, size, 3]);
+      const x = tf.tensor4d(concatFloat32(inputs), [inputs.length, size, size, 3]);
       const out = encoder.predict(x);
       if (!Array.isArray(out)) return out.dataSync() as Float32Array;
       // [feature | grid] per image: the row layout the attention decoder reads.
@@ -223,15 +224,4 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
  */
 function attentionMap(grid: [number, number], h: Hypothesis): AttentionMap {
   return { grid, weights: (h.attention ?? []).slice(0, h.tokens.length).map((r) => Array.from(r, (x) => Math.round(x * 1000) / 1000)) };
-}
-
-function concat(arrays: Float32Array[]): Float32Array {
-  if (arrays.length === 1) return arrays[0];
-  const out = new Float32Array(arrays.reduce((a, b) => a + b.length, 0));
-  let o = 0;
-  for (const a of arrays) {
-    out.set(a, o);
-    o += a.length;
-  }
-  return out;
 }

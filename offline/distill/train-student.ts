@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { join } from 'node:path';
 import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
 import type { Normalization } from '../../shared/bundle/manifest';
+import { concatFloat32 } from '../../shared/float-arrays';
 import type { RgbImage } from '../../shared/image/types';
 import { foldBatchNorm } from '../../shared/models/fold-batch-norm';
 import { buildCompactVgg16, compactVgg16Cost, type CompactVgg16Config } from '../../shared/models/vgg16';
@@ -350,13 +351,7 @@ export function studentFeatures(student: tf.LayersModel, images: RgbImage[], siz
     chunk.forEach((img, k) => viewInput(img, size, STUDENT_NORMALIZATION, x, k * size * size * 3));
     out.push(tf.tidy(() => (student.predict(tf.tensor4d(x, [chunk.length, size, size, 3])) as tf.Tensor).dataSync() as Float32Array));
   }
-  const all = new Float32Array(out.reduce((a, b) => a + b.length, 0));
-  let o = 0;
-  for (const f of out) {
-    all.set(f, o);
-    o += f.length;
-  }
-  return all;
+  return concatFloat32(out);
 }
 
 export function meanCosine(a: Float32Array, b: Float32Array, F: number): number {

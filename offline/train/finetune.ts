@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { concatFloat32 } from '../../shared/float-arrays';
 import { decoderWeights, forwardSequence, type DecoderWeights } from '../../shared/models/decoder-ops';
 import type { Vocabulary } from '../../shared/text/vocabulary';
 import type { FinetuneConfig } from '../config';
@@ -226,17 +227,7 @@ export function devRows(encoder: tf.LayersModel, inputs: Float32Array[], size: n
       pooled.push(r.pooled.dataSync() as Float32Array);
     });
   }
-  return { matrix: concatAll(rows), pooled: concatAll(pooled) };
-}
-
-function concatAll(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return { matrix: concatFloat32(rows), pooled: concatFloat32(pooled) };
 }
 
 function meanSquare(x: Float32Array): number {
