@@ -72,6 +72,8 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
   .option('--units <n>', 'LSTM units', int, d.units)
   .option('--grid-layer <name>', 'also attend over this encoder layer\'s 7×7 grid (e.g. block5_conv3 of a compact VGG16, MobilenetEdgeTPU_Conv_1_Relu_relu); cached as float16')
   .option('--attention-size <n>', 'projected grid size the attention works in', int, d.attentionSize)
+  .option('--attention-temperature <x>', 'attention scores = this × cosine(query, cell)', num, d.attentionTemperature)
+  .option('--attention-coverage <x>', "weight of the term spreading each caption's attention over the grid (0 = off)", num, d.attentionCoverage)
   .option('--embedding-size <n>', 'word embedding size (GloVe: 100)', int, d.embeddingSize)
   .option('--dropout <p>', 'dropout rate', num, d.dropout)
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, d.lrDecay)
@@ -92,6 +94,8 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
       batchSize: f.batchSize,
       units: f.units,
       attentionSize: f.attentionSize,
+      attentionTemperature: f.attentionTemperature,
+      attentionCoverage: f.attentionCoverage,
       embeddingSize: f.embeddingSize,
       dropout: f.dropout,
       learningRate: f.lr,

@@ -8,6 +8,10 @@ export interface DecoderTrainConfig {
   units: number;
   /** With a grid (`--grid-layer`): size of the projected grid the LSTM attends over. */
   attentionSize: number;
+  /** Attention scores are this × cosine(query, cell): bounded, so maps stay soft enough to learn. */
+  attentionTemperature: number;
+  /** Weight of the coverage term (offline/train/loss.ts attentionCoverage); 0 = off. */
+  attentionCoverage: number;
   dropout: number;
   batchSize: number;
   epochs: number;
@@ -29,6 +33,8 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
   embeddingSize: 100,
   units: 256,
   attentionSize: 256,
+  attentionTemperature: 5,
+  attentionCoverage: 0,
   dropout: 0.4,
   batchSize: 64,
   epochs: 12,

@@ -1,5 +1,7 @@
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { makeBatches, type Example } from '../offline/train/batches';
+import { attentionCoverage } from '../offline/train/loss';
 import { rng } from '../offline/random';
 
 const caption = (n: number) => [1, ...Array.from({ length: n }, (_, i) => 4 + i), 2];
@@ -26,5 +28,18 @@ describe('decoder training batches', () => {
     const a = makeBatches(examples, 8, rng(3)).map((x) => [...x.rows]);
     expect(makeBatches(examples, 8, rng(3)).map((x) => [...x.rows])).toEqual(a);
     expect(makeBatches(examples, 8, rng(4)).map((x) => [...x.rows])).not.toEqual(a);
+  });
+});
+
+describe('attention coverage', () => {
+  it('is 0 when each caption spreads its attention evenly, and grows as the maps collapse onto one cell', () => {
+    const targets = tf.tensor2d([[5, 6, 2, 0]], undefined, 'int32'); // 3 scored steps, 1 padding
+    const even = tf.fill([1, 4, 6], 1 / 6) as tf.Tensor3D;
+    const oneCell = tf.tensor3d([[[1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]]]);
+    const moving = tf.tensor3d([[[1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, 0]]]);
+    expect(attentionCoverage(even, targets).dataSync()[0]).toBeCloseTo(0, 6);
+    // One cell for all 3 words: (3 − 0.5)² + 5 × 0.5², over 6 cells; the padded step does not count.
+    expect(attentionCoverage(oneCell, targets).dataSync()[0]).toBeCloseTo((2.5 ** 2 + 5 * 0.25) / 6, 5);
+    expect(attentionCoverage(moving, targets).dataSync()[0]).toBeLessThan(attentionCoverage(oneCell, targets).dataSync()[0]);
   });
 });

@@ -55,7 +55,8 @@ describe('compact VGG16', () => {
 // The pooled decoder, and the attention decoder over a 2×3 grid of 5 channels (rows [pooled 10 | grid 30]).
 describe.each([
   { kind: 'pooled', attention: undefined },
-  { kind: 'attention', attention: { grid: [2, 3] as [number, number], channels: 5, size: 7 } },
+  { kind: 'attention', attention: { grid: [2, 3] as [number, number], channels: 5, size: 7, temperature: 5 } },
+  { kind: 'dot-product attention (first runs)', attention: { grid: [2, 3] as [number, number], channels: 5, size: 7 } },
 ])('$kind decoder', ({ attention }) => {
   const cfg = { vocabSize: 30, featureSize: 10, embeddingSize: 6, units: 12, maxLength: 8, dropout: 0.3, attention };
   const model = buildDecoder(cfg);

@@ -76,7 +76,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     runDir,
     vocab,
     features: feats,
-    attention: grid && { grid: grid.grid, channels: grid.channels, size: cfg.attentionSize },
+    attention: grid && { grid: grid.grid, channels: grid.channels, size: cfg.attentionSize, temperature: cfg.attentionTemperature },
     train: examples,
     dev: { names: devNames, references: new Map(devNames.map((n) => [n, dataset.captions.get(n) ?? []])) },
     embeddingInit,

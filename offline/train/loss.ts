@@ -25,3 +25,19 @@ export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): { g
   }
   return { grads: out, norm };
 }
+
+/**
+ * "Doubly stochastic" attention (Show, Attend and Tell), for our shorter captions: each caption's
+ * attention summed over its words should cover the grid's cells evenly, n/L per cell for n words
+ * over L cells; the mean squared shortfall or excess over cells and captions. Without it the maps
+ * tend to settle on one cell for every word.
+ */
+export function attentionCoverage(attention: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const L = attention.shape[2];
+    const mask = tf.cast(tf.notEqual(targets, 0), 'float32');
+    const coverage = tf.sum(tf.mul(attention, tf.expandDims(mask, 2)), 1);
+    const even = tf.div(tf.sum(mask, 1, true), L);
+    return tf.mean(tf.square(tf.sub(coverage, even))) as tf.Scalar;
+  });
+}

@@ -13,7 +13,7 @@ import { loadBest, runEpochs, type EpochState } from '../epochs';
 import { rng } from '../random';
 import { devMetricsSvg, lineChartSvg } from '../report/plot';
 import { makeBatches, type Example } from './batches';
-import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
+import { attentionCoverage, clipByGlobalNorm, maskedCrossEntropy } from './loss';
 
 export interface EpochRecord {
   epoch: number;
@@ -112,7 +112,11 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
         const inputs = tf.tensor2d(b.inputs, [b.size, b.steps], 'int32');
         const targets = tf.tensor2d(b.targets, [b.size, b.steps], 'int32');
         const dropoutSeed = cfg.seed * 7919 + epoch * 100003 + step * 7;
-        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, dropoutSeed), targets), vars);
+        const { value, grads } = tf.variableGrads(() => {
+          const seen: { attention?: tf.Tensor3D } = {};
+          const ce = maskedCrossEntropy(forwardSequence(weights, f, inputs, cfg.dropout, dropoutSeed, seen), targets);
+          return seen.attention && cfg.attentionCoverage > 0 ? (tf.add(ce, tf.mul(cfg.attentionCoverage, attentionCoverage(seen.attention, targets))) as tf.Scalar) : ce;
+        }, vars);
         const clipped = clipByGlobalNorm(grads, cfg.clipNorm).grads;
         optimizer.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
         return value;

@@ -57,7 +57,7 @@ function startState(w: DecoderWeights, features: tf.Tensor2D): LstmState {
  * Next-word log-probabilities for each row, banned tokens set to -Infinity. Step t = maxLength − 1
  * allows only `<end>`: a caption is never longer than maxLength − 1 words.
  */
-function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number, maxLength: number): { lp: Float32Array; state: LstmState; attention?: Float32Array } {
+function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: readonly number[], endId: number, t: number, maxLength: number, keepAttention: boolean): { lp: Float32Array; state: LstmState; attention?: Float32Array } {
   const out = tf.tidy(() => {
     const r = decodeStep(w, tf.tensor1d(tokens, 'int32'), state);
     // The image projections do not change between steps: keep copies owned by the new state.
@@ -67,7 +67,7 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
   });
   const lp = out.lp.dataSync() as Float32Array;
   out.lp.dispose();
-  const attention = out.attention ? (out.attention.dataSync() as Float32Array) : undefined;
+  const attention = keepAttention && out.attention ? (out.attention.dataSync() as Float32Array) : undefined;
   out.attention?.dispose();
   const V = lp.length / tokens.length;
   for (let r = 0; r < tokens.length; r++) {
@@ -95,7 +95,7 @@ export function beamSearch(w: DecoderWeights, features: tf.Tensor2D, opts: Searc
   try {
     for (let t = 0; t < opts.maxLength && beams.length > 0 && finished.length < k; t++) {
       const last = Int32Array.from(beams, (b) => (b.tokens.length ? b.tokens[b.tokens.length - 1] : opts.startId));
-      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
+      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength, keep);
       dispose(state);
       state = next;
       const V = lp.length / beams.length;
@@ -178,7 +178,7 @@ export function greedyBatch(w: DecoderWeights, features: tf.Tensor2D, opts: Omit
   try {
     let last = new Int32Array(n).fill(opts.startId);
     for (let t = 0; t < opts.maxLength && done.some((d) => !d); t++) {
-      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength);
+      const { lp, state: next, attention } = step(w, last, state, opts.bannedIds, opts.endId, t, opts.maxLength, keep);
       dispose(state);
       state = next;
       const V = lp.length / n;

@@ -59,9 +59,10 @@ export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
     const [outK] = vars(DECODER_LAYER_NAMES.attOut);
     const [cells, channels] = gridInput.shape.slice(1) as number[];
     const side = Math.round(Math.sqrt(cells));
+    const scale = model.layers.some((l) => l.name === DECODER_LAYER_NAMES.attScale) ? (model.getLayer(DECODER_LAYER_NAMES.attScale).getConfig().scale as number) : undefined;
     attention = {
       // The layers model knows only the number of cells; grids are square (7×7) by construction.
-      config: { grid: [side, cells / side], channels, size: gK.shape[1] as number },
+      config: { grid: [side, cells / side], channels, size: gK.shape[1] as number, ...(scale !== undefined ? { temperature: scale } : {}) },
       pooledSize: hK.shape[0],
       grid: { kernel: gK as tf.Tensor2D, bias: gB as tf.Tensor1D },
       query: qK as tf.Tensor2D,
@@ -102,6 +103,11 @@ export function initialState(w: DecoderWeights, features: tf.Tensor2D, drop: Dro
   return state;
 }
 
+/** Rows scaled to unit length along the last axis, as tfjs-layers' Dot({ normalize: true }) does. */
+function unit<T extends tf.Tensor>(x: T): T {
+  return tf.div(x, tf.sqrt(tf.maximum(tf.sum(tf.square(x), -1, true), tf.backend().epsilon()))) as T;
+}
+
 /**
  * Attention of LSTM outputs h [N, T, U] over the projected grid [N, L, S]: the weights [N, T, L]
  * and the gated context, projected to the LSTM's width [N·T, U].
@@ -110,7 +116,9 @@ function attend(a: AttentionWeights, h: tf.Tensor3D, grid: tf.Tensor3D): { weigh
   const [N, T, U] = h.shape;
   const flat = tf.reshape(h, [N * T, U]) as tf.Tensor2D;
   const q = tf.reshape(tf.matMul(flat, a.query), [N, T, a.config.size]) as tf.Tensor3D;
-  const weights = tf.softmax(tf.matMul(q, grid, false, true)) as tf.Tensor3D;
+  const t = a.config.temperature;
+  const scores = t === undefined ? tf.matMul(q, grid, false, true) : tf.mul(tf.matMul(unit(q), unit(grid), false, true), t);
+  const weights = tf.softmax(scores) as tf.Tensor3D;
   const context = tf.reshape(tf.matMul(weights, grid), [N * T, a.config.size]) as tf.Tensor2D;
   const gated = tf.mul(context, tf.sigmoid(dense(flat, a.gate))) as tf.Tensor2D;
   return { weights, context: tf.matMul(gated, a.out) };
@@ -159,8 +167,10 @@ export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmSt
  * Teacher-forced forward pass over whole sequences: feature rows [B, featureRowSize], tokens
  * [B, T] → logits [B, T, V]. Same maths as the layers model, but the input projection, the
  * attention and the output layer are one matmul each over all timesteps instead of one per step.
+ * `collect.attention` receives the attention weights [B, T, cells] (attention decoders; training's
+ * coverage term reads them).
  */
-export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0, seed?: number): tf.Tensor3D {
+export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens: tf.Tensor2D, dropout = 0, seed?: number, collect?: { attention?: tf.Tensor3D }): tf.Tensor3D {
   const [B, T] = tokens.shape;
   let calls = 0;
   // A seed makes the dropout masks (and so a training run) reproducible.
@@ -179,5 +189,7 @@ export function forwardSequence(w: DecoderWeights, features: tf.Tensor2D, tokens
   }
   const h = tf.reshape(tf.stack(hs, 1), [B * T, U]) as tf.Tensor2D;
   const V = w.logits.kernel.shape[1];
-  return tf.reshape(wordLogits(w, h, state, T, drop).logits, [B, T, V]);
+  const out = wordLogits(w, h, state, T, drop);
+  if (collect) collect.attention = out.attention;
+  return tf.reshape(out.logits, [B, T, V]);
 }

@@ -30,6 +30,12 @@ export interface AttentionConfig {
   channels: number;
   /** Size of the projected grid the LSTM output attends over. */
   size: number;
+  /**
+   * Scores = temperature × cosine(query, cell), bounded, so the softmax cannot saturate (with an
+   * unbounded dot product, training drove every map to one cell, the same for every word). Absent:
+   * the plain dot product of the first attention runs.
+   */
+  temperature?: number;
 }
 
 export const gridCells = (a: AttentionConfig): number => a.grid[0] * a.grid[1];
@@ -46,6 +52,7 @@ export const DECODER_LAYER_NAMES = {
   attQuery: 'att_query',
   attGate: 'att_gate',
   attOut: 'att_out',
+  attScale: 'att_scale',
 } as const;
 
 /**
@@ -55,7 +62,7 @@ export const DECODER_LAYER_NAMES = {
  * `decoder-ops.ts`.
  *
  * Attention follows the "spatial attention" of Lu et al. 2017 (Knowing When to Look): the LSTM's
- * output h_t queries the projected grid (scaled dot product), and the gated context joins h_t and
+ * output h_t queries the projected grid (temperature × cosine), and the gated context joins h_t and
  * the pooled image in the merge before the word scores. The query is the current h_t, not the
  * previous one (Show, Attend and Tell), so teacher-forced training computes every step's attention
  * in one batched product after the LSTM instead of inside its loop.
@@ -102,7 +109,8 @@ export function buildDecoder(cfg: DecoderConfig, opts: { seed?: number } = {}): 
     // Initial scores ~ unit scale, so the softmax starts spread over the grid rather than saturated.
     const small = tfl.initializers.varianceScaling({ scale: 1 / a.size, mode: 'fanAvg', distribution: 'uniform', seed: opts.seed === undefined ? undefined : opts.seed * 31 + k++ });
     const q = tfl.layers.dense({ units: a.size, useBias: false, kernelInitializer: small, name: DECODER_LAYER_NAMES.attQuery }).apply(x) as tfl.SymbolicTensor;
-    const scores = tfl.layers.dot({ axes: [2, 2], name: 'att_scores' }).apply([q, v]) as tfl.SymbolicTensor; // [B, T, cells]
+    let scores = tfl.layers.dot({ axes: [2, 2], normalize: a.temperature !== undefined, name: 'att_scores' }).apply([q, v]) as tfl.SymbolicTensor; // [B, T, cells]
+    if (a.temperature !== undefined) scores = tfl.layers.rescaling({ scale: a.temperature, name: DECODER_LAYER_NAMES.attScale }).apply(scores) as tfl.SymbolicTensor;
     const alpha = tfl.layers.softmax({ axis: -1, name: 'att_weights' }).apply(scores) as tfl.SymbolicTensor;
     const context = tfl.layers.dot({ axes: [2, 1], name: 'att_context' }).apply([alpha, v]) as tfl.SymbolicTensor; // [B, T, size]
     const gate = tfl.layers.dense({ units: a.size, activation: 'sigmoid', kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.attGate }).apply(x) as tfl.SymbolicTensor;

@@ -23,17 +23,13 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
   const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
   // With attention: over block5_conv3, the last 2×2 grid (32 channels) of the 32² input.
-  const attention = opts.attention ? { grid: TINY_GRID, channels: 32, size: 8 } : undefined;
+  // A high temperature: maps that visibly differ per cell even with random weights.
+  const attention = opts.attention ? { grid: TINY_GRID, channels: 32, size: 8, temperature: 10 } : undefined;
   const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0, attention });
   // Larger random weights than the initialisers give, so captions vary with the image.
   let s = opts.seed ?? 1;
   for (const layer of decoder.layers) {
     layer.setWeights(layer.getWeights().map((w) => tf.randomNormal(w.shape, 0, 0.8, 'float32', s++)));
-  }
-  if (attention) {
-    // Sharper attention than random weights give (tiny grid values): maps that visibly differ per cell.
-    const q = decoder.getLayer('att_query');
-    q.setWeights([tf.mul(q.getWeights()[0], 12)]);
   }
   if (opts.neverEnds) {
     // <end> made (almost) impossible: every caption runs to the length limit.
