@@ -2,6 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { makeBatches, type Example } from '../offline/train/batches';
 import { attentionCoverage } from '../offline/train/loss';
+import { copyLayerWeights } from '../offline/train/train-decoder';
+import { buildDecoder } from '../shared/models/decoder';
+import { decoderWeights, forwardSequence } from '../shared/models/decoder-ops';
 import { rng } from '../offline/random';
 
 const caption = (n: number) => [1, ...Array.from({ length: n }, (_, i) => 4 + i), 2];
@@ -41,5 +44,27 @@ describe('attention coverage', () => {
     // One cell for all 3 words: (3 − 0.5)² + 5 × 0.5², over 6 cells; the padded step does not count.
     expect(attentionCoverage(oneCell, targets).dataSync()[0]).toBeCloseTo((2.5 ** 2 + 5 * 0.25) / 6, 5);
     expect(attentionCoverage(moving, targets).dataSync()[0]).toBeLessThan(attentionCoverage(oneCell, targets).dataSync()[0]);
+  });
+});
+
+describe('warm start of an attention decoder from a pooled one', () => {
+  it('copies every shared layer; with att_out zeroed it captions exactly as the pooled decoder', () => {
+    const cfg = { vocabSize: 20, featureSize: 6, embeddingSize: 5, units: 8, maxLength: 8, dropout: 0 };
+    const pooled = buildDecoder(cfg, { seed: 1 });
+    for (const l of pooled.layers) l.setWeights(l.getWeights().map((w, i) => tf.randomNormal(w.shape, 0, 0.5, 'float32', i + 3)));
+    const attending = buildDecoder({ ...cfg, attention: { grid: [2, 2], channels: 3, size: 4, temperature: 5 } }, { seed: 2 });
+    const fresh = copyLayerWeights(pooled, attending);
+    expect(fresh.sort()).toEqual(['att_gate', 'att_grid', 'att_out', 'att_query']);
+    const out = attending.getLayer('att_out');
+    out.setWeights(out.getWeights().map((w) => tf.zerosLike(w)));
+    const rows = tf.randomNormal([2, 6 + 12], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const tokens = tf.tensor2d([[1, 4, 5], [1, 7, 2]], undefined, 'int32');
+    const a = forwardSequence(decoderWeights(attending), rows, tokens);
+    const b = forwardSequence(decoderWeights(pooled), rows.slice([0, 0], [2, 6]), tokens);
+    expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);
+    // A layer missing for another reason is an error, not a silent cold start.
+    expect(() => copyLayerWeights(attending, buildDecoder({ ...cfg, units: 8 }, { seed: 3 }))).not.toThrow();
+    const renamed = buildDecoder(cfg, { seed: 4 });
+    expect(() => copyLayerWeights(tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1], name: 'other' })] }), renamed)).toThrow(/has no layer/);
   });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadLayersModel } from '../../shared/bundle/model-io';
-import { buildDecoder, gridCells, type AttentionConfig, type DecoderConfig } from '../../shared/models/decoder';
+import { buildDecoder, DECODER_LAYER_NAMES, gridCells, type AttentionConfig, type DecoderConfig } from '../../shared/models/decoder';
 import { decoderWeights, forwardSequence, type DecoderWeights } from '../../shared/models/decoder-ops';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { Vocabulary } from '../../shared/text/vocabulary';
@@ -92,8 +92,13 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
     async init() {
       const model = buildDecoder(decoderConfig, { seed: cfg.seed });
       if (input.initDecoder) {
-        await copyDecoderWeights(input.initDecoder, model);
-        log(`initialised from ${input.initDecoder}`);
+        const fresh = await copyDecoderWeights(input.initDecoder, model);
+        log(`initialised from ${input.initDecoder}${fresh.length ? `; new: ${fresh.join(', ')}` : ''}`);
+        if (fresh.includes(DECODER_LAYER_NAMES.attOut)) {
+          // A pooled decoder grows attention: the context starts silent, so training starts from that decoder's captions.
+          const out = model.getLayer(DECODER_LAYER_NAMES.attOut);
+          out.setWeights(out.getWeights().map((w) => tf.zerosLike(w)));
+        }
       } else if (input.embeddingInit) {
         model.getLayer('embedding').setWeights([tf.tensor2d(input.embeddingInit, [vocab.size, cfg.embeddingSize])]);
       }
@@ -145,16 +150,29 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
   return { decoder: await loadBest(runDir), decoderConfig, state };
 }
 
-/** Copies a decoder's weights into `model`, layer by layer (same layer names and sizes). */
-export function copyLayerWeights(from: tf.LayersModel, model: tf.LayersModel): void {
-  for (const layer of model.layers) if (layer.weights.length) layer.setWeights(from.getLayer(layer.name).getWeights());
+/**
+ * Copies a decoder's weights into `model`, layer by layer (same names and sizes). Returns the
+ * layers `from` does not have, left as initialised: only attention layers may be missing (a
+ * pooled decoder warm-starting an attention one); anything else is an error.
+ */
+export function copyLayerWeights(from: tf.LayersModel, model: tf.LayersModel): string[] {
+  const have = new Set(from.layers.map((l) => l.name));
+  const attention = new Set<string>([DECODER_LAYER_NAMES.attGrid, DECODER_LAYER_NAMES.attQuery, DECODER_LAYER_NAMES.attGate, DECODER_LAYER_NAMES.attOut]);
+  const fresh: string[] = [];
+  for (const layer of model.layers) {
+    if (!layer.weights.length) continue;
+    if (have.has(layer.name)) layer.setWeights(from.getLayer(layer.name).getWeights());
+    else if (attention.has(layer.name)) fresh.push(layer.name);
+    else throw new Error(`decoder warm start: ${from.name} has no layer '${layer.name}'`);
+  }
+  return fresh;
 }
 
-/** Copies a saved decoder's weights (a folder with model.json, quantized or not) into `model`. */
-export async function copyDecoderWeights(dir: string, model: tf.LayersModel): Promise<void> {
+/** Copies a saved decoder's weights (a folder with model.json, quantized or not) into `model`; returns the layers left new. */
+export async function copyDecoderWeights(dir: string, model: tf.LayersModel): Promise<string[]> {
   const init = await loadLayersModel(fileSource(dir), 'model.json');
   try {
-    copyLayerWeights(init, model);
+    return copyLayerWeights(init, model);
   } finally {
     init.dispose();
   }
