@@ -33,7 +33,7 @@ export const DEFAULT_DECODER_CONFIG: DecoderTrainConfig = {
   embeddingSize: 100,
   units: 256,
   attentionSize: 256,
-  attentionTemperature: 5,
+  attentionTemperature: 10,
   attentionCoverage: 0,
   dropout: 0.4,
   batchSize: 64,
