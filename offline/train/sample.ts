@@ -27,12 +27,12 @@ export function sampleCaptions(w: DecoderWeights, features: tf.Tensor2D, opts: S
   const banned = new Set(opts.bannedIds);
   const init = tf.tidy(() => initialState(w, features));
   let { h, c } = init;
-  const { img, grid } = init;
+  const { img, grid, keys } = init;
   let last = new Int32Array(n).fill(opts.startId);
   try {
     for (let t = 0; t < opts.maxLength && out.some((s) => !s.finished); t++) {
       const next = tf.tidy(() => {
-        const r = decodeStep(w, tf.tensor1d(last, 'int32'), { h, c, img, grid });
+        const r = decodeStep(w, tf.tensor1d(last, 'int32'), { h, c, img, grid, keys });
         return { lp: r.logProbs, h: r.state.h, c: r.state.c };
       });
       h.dispose();
@@ -57,6 +57,7 @@ export function sampleCaptions(w: DecoderWeights, features: tf.Tensor2D, opts: S
     c.dispose();
     img.dispose();
     grid?.dispose();
+    if (keys !== grid) keys?.dispose();
   }
   return out;
 }

@@ -37,6 +37,7 @@ function dispose(s: LstmState): void {
   s.c.dispose();
   s.img.dispose();
   s.grid?.dispose();
+  s.keys?.dispose();
 }
 
 /** The state's rows in `rows` order (beam reordering), as new tensors. */
@@ -44,7 +45,10 @@ function gatherState(s: LstmState, rows: Int32Array): LstmState {
   return tf.tidy(() => {
     const r = tf.tensor1d(rows, 'int32');
     const g: LstmState = { h: tf.gather(s.h, r), c: tf.gather(s.c, r), img: tf.gather(s.img, r) };
-    if (s.grid) g.grid = tf.gather(s.grid, r);
+    // A grid shared by every row (one photo) stays shared.
+    const rowsOf = (x: tf.Tensor3D) => (x.shape[0] === 1 ? tf.clone(x) : tf.gather(x, r));
+    if (s.grid) g.grid = rowsOf(s.grid);
+    if (s.keys) g.keys = rowsOf(s.keys);
     return g;
   });
 }
@@ -63,6 +67,7 @@ function step(w: DecoderWeights, tokens: Int32Array, state: LstmState, banned: r
     // The image projections do not change between steps: keep copies owned by the new state.
     const next: LstmState = { h: r.state.h, c: r.state.c, img: tf.clone(r.state.img) };
     if (r.state.grid) next.grid = tf.clone(r.state.grid);
+    if (r.state.keys) next.keys = tf.clone(r.state.keys);
     return { lp: r.logProbs, state: next, attention: r.attention };
   });
   const lp = out.lp.dataSync() as Float32Array;

@@ -31,7 +31,10 @@ export type LstmState = {
   h: tf.Tensor2D;
   c: tf.Tensor2D;
   img: tf.Tensor2D;
+  /** The projected grid [N, cells, size], or [1, cells, size] shared by every row (beam search over one photo). */
   grid?: tf.Tensor3D;
+  /** What queries are compared with: the grid's cells at unit length (cosine scores), else the grid itself. */
+  keys?: tf.Tensor3D;
 };
 
 /** Columns of one feature row: the pooled feature, plus the grid with attention. */
@@ -85,6 +88,19 @@ export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
 const dense = (x: tf.Tensor2D, w: { kernel: tf.Tensor2D; bias: tf.Tensor1D }): tf.Tensor2D =>
   tf.add(tf.matMul(x, w.kernel), w.bias);
 
+type Activation = 'linear' | 'relu' | 'sigmoid';
+
+/**
+ * A dense layer with its activation. Decoding (no gradients) uses one fused kernel: a step of
+ * beam search is ~40 small ops, so each op saved shows; training keeps the plain ops, whose
+ * gradients the wasm training kernels cover.
+ */
+function layer(x: tf.Tensor2D, w: { kernel: tf.Tensor2D; bias: tf.Tensor1D }, activation: Activation, fused: boolean): tf.Tensor2D {
+  if (fused) return tf.fused.matMul({ a: x, b: w.kernel, bias: w.bias, activation }) as tf.Tensor2D;
+  const y = dense(x, w);
+  return activation === 'relu' ? tf.relu(y) : activation === 'sigmoid' ? tf.sigmoid(y) : y;
+}
+
 type Drop = <R extends tf.Rank>(x: tf.Tensor<R>) => tf.Tensor<R>;
 const noDrop: Drop = (x) => x;
 
@@ -99,6 +115,8 @@ export function initialState(w: DecoderWeights, features: tf.Tensor2D, drop: Dro
     const C = a.config.channels;
     const grid = drop(tf.reshape(tf.slice(features, [0, a.pooledSize], [N, L * C]), [N * L, C]) as tf.Tensor2D);
     state.grid = tf.reshape(dense(grid, a.grid), [N, L, a.config.size]);
+    // Once per caption, not per word.
+    state.keys = a.config.temperature === undefined ? state.grid : unit(state.grid);
   }
   return state;
 }
@@ -109,18 +127,28 @@ function unit<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Attention of LSTM outputs h [N, T, U] over the projected grid [N, L, S]: the weights [N, T, L]
- * and the gated context, projected to the LSTM's width [N·T, U].
+ * Attention of LSTM outputs h [N, T, U] over the projected grid [N, L, S] (or one grid [1, L, S]
+ * for every row, as in beam search): the weights [N, T, L] and the gated context, projected to the
+ * LSTM's width [N·T, U].
  */
-function attend(a: AttentionWeights, h: tf.Tensor3D, grid: tf.Tensor3D): { weights: tf.Tensor3D; context: tf.Tensor2D } {
+function attend(a: AttentionWeights, h: tf.Tensor3D, grid: tf.Tensor3D, keys: tf.Tensor3D, fused: boolean): { weights: tf.Tensor3D; context: tf.Tensor2D } {
   const [N, T, U] = h.shape;
+  const [, L, S] = grid.shape;
   const flat = tf.reshape(h, [N * T, U]) as tf.Tensor2D;
-  const q = tf.reshape(tf.matMul(flat, a.query), [N, T, a.config.size]) as tf.Tensor3D;
-  const t = a.config.temperature;
-  const scores = t === undefined ? tf.matMul(q, grid, false, true) : tf.mul(tf.matMul(unit(q), unit(grid), false, true), t);
-  const weights = tf.softmax(scores) as tf.Tensor3D;
-  const context = tf.reshape(tf.matMul(weights, grid), [N * T, a.config.size]) as tf.Tensor2D;
-  const gated = tf.mul(context, tf.sigmoid(dense(flat, a.gate))) as tf.Tensor2D;
+  let q = tf.matMul(flat, a.query);
+  if (a.config.temperature !== undefined) q = tf.mul(unit(q), a.config.temperature);
+  let weights: tf.Tensor3D;
+  let context: tf.Tensor2D;
+  if (grid.shape[0] === 1) {
+    // One grid for all rows: plain 2-D products (a batched product would first copy the grid per row).
+    const w2 = tf.softmax(tf.matMul(q, tf.reshape(keys, [L, S]), false, true)) as tf.Tensor2D;
+    weights = tf.reshape(w2, [N, T, L]);
+    context = tf.matMul(w2, tf.reshape(grid, [L, S]));
+  } else {
+    weights = tf.softmax(tf.matMul(tf.reshape(q, [N, T, S]), keys, false, true)) as tf.Tensor3D;
+    context = tf.reshape(tf.matMul(weights, grid), [N * T, S]) as tf.Tensor2D;
+  }
+  const gated = tf.mul(context, layer(flat, a.gate, 'sigmoid', fused)) as tf.Tensor2D;
   return { weights, context: tf.matMul(gated, a.out) };
 }
 
@@ -128,18 +156,18 @@ function attend(a: AttentionWeights, h: tf.Tensor3D, grid: tf.Tensor3D): { weigh
  * Word logits from LSTM outputs h [N·T, U] (T steps per caption) and each caption's state:
  * image projection, plus the attended grid context with attention.
  */
-function wordLogits(w: DecoderWeights, h: tf.Tensor2D, state: LstmState, T: number, drop: Drop = noDrop): { logits: tf.Tensor2D; attention?: tf.Tensor3D } {
+function wordLogits(w: DecoderWeights, h: tf.Tensor2D, state: LstmState, T: number, drop: Drop = noDrop, fused = false): { logits: tf.Tensor2D; attention?: tf.Tensor3D } {
   const N = state.img.shape[0];
   const U = state.img.shape[1];
   const img = T === 1 ? state.img : (tf.reshape(tf.tile(tf.expandDims(state.img, 1), [1, T, 1]), [N * T, U]) as tf.Tensor2D);
   let x = tf.add(h, img) as tf.Tensor2D;
   let attention: tf.Tensor3D | undefined;
-  if (w.attention && state.grid) {
-    const r = attend(w.attention, tf.reshape(h, [N, T, U]), state.grid);
+  if (w.attention && state.grid && state.keys) {
+    const r = attend(w.attention, tf.reshape(h, [N, T, U]), state.grid, state.keys, fused);
     x = tf.add(x, r.context);
     attention = r.weights;
   }
-  return { logits: dense(drop(tf.relu(dense(x, w.merge))), w.logits), attention };
+  return { logits: layer(drop(layer(x, w.merge, 'relu', fused)), w.logits, 'linear', fused), attention };
 }
 
 /** One LSTM step (Keras gate order i, f, c, o) from the input projection `xz` = x·K + b. */
@@ -157,8 +185,8 @@ function lstmCell(w: DecoderWeights, xz: tf.Tensor2D, s: LstmState): LstmState {
  */
 export function decodeStep(w: DecoderWeights, tokens: tf.Tensor1D, state: LstmState): { logProbs: tf.Tensor2D; state: LstmState; attention?: tf.Tensor2D } {
   const x = tf.gather(w.embedding, tokens) as tf.Tensor2D;
-  const next = lstmCell(w, dense(x, w.lstm), state);
-  const out = wordLogits(w, next.h, next, 1);
+  const next = lstmCell(w, layer(x, w.lstm, 'linear', true), state);
+  const out = wordLogits(w, next.h, next, 1, noDrop, true);
   const N = tokens.shape[0];
   return { logProbs: tf.logSoftmax(out.logits), state: next, ...(out.attention ? { attention: tf.reshape(out.attention, [N, -1]) as tf.Tensor2D } : {}) };
 }
