@@ -179,7 +179,8 @@ export async function measureWasmRoofline(bundleDir: string, { reps = 15, warmup
   const encoderCase: Case = {
     name: 'encoder',
     flops,
-    run: () => tf.tidy(() => void (bundle.encoder.predict(tf.tensor4d(input, [1, size, size, 3])) as tf.Tensor).dataSync()),
+    // Attention bundles' encoders also output their grid: read back every output, as the worker does.
+    run: () => tf.tidy(() => void [bundle.encoder.predict(tf.tensor4d(input, [1, size, size, 3]))].flat().forEach((t) => t.dataSync())),
   };
 
   try {
