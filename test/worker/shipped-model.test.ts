@@ -32,5 +32,13 @@ describe('shipped model (assets/model)', () => {
     const b = (await (await app.request('/v1/captions', { method: 'POST', body: new Uint8Array(blank), headers: { 'Content-Type': 'image/jpeg' } }, env)).json()) as any;
     expect(b.confidence).toBeLessThan(0.05);
     expect(b.confidence).toBeLessThan(j.confidence);
+    // An attention model answers ?attention=1 with one map per word; any other model refuses it.
+    const maps = await app.request('/v1/captions?attention=1', { method: 'POST', body: new Uint8Array(jpeg.encode({ width: w, height: h, data: px }, 90).data), headers: { 'Content-Type': 'image/jpeg' } }, env);
+    if (card.decoder.architecture === 'lstm-attention') {
+      const m = (await maps.json()) as any;
+      expect(m.caption).toBe(j.caption);
+      expect(m.attention.grid).toEqual(card.decoder.attention.grid);
+      expect(m.attention.weights).toHaveLength(m.caption.split(' ').length);
+    } else expect(maps.status).toBe(400);
   });
 });
