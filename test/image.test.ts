@@ -4,7 +4,7 @@ import { encode as encodePng } from 'fast-png';
 import { decodeImage, sniffImageType } from '../shared/image/decode';
 import { jpegSegments, tinyJpeg } from './helpers/hostile-inputs';
 import { resizeToFloat } from '../shared/image/resize';
-import { ImageInputError, type RgbImage } from '../shared/image/types';
+import type { RgbImage } from '../shared/image/types';
 import { errorOf } from './helpers/jpeg-bits';
 
 /** Left half red, right half blue; sizes are multiples of 16 so JPEG blocks don't mix the halves. */

@@ -23,6 +23,15 @@ export const KNOWN_LIMITS = [
   'Photos are stretched to a square before encoding, as the training photos were.',
 ];
 
+/** What every training command does at its end: export (or not) which bundles, scored on how many dev photos. */
+export interface BundleExportOptions {
+  /** Export and score quantized bundles after training. */
+  export: boolean;
+  quantizations: Quantization[];
+  /** Dev images used for the final bundle evaluation (0 = all). */
+  evalImages: number;
+}
+
 export interface ExportScoredInput {
   runDir: string;
   dataset: CaptionDataset;

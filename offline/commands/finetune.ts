@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBundle } from '../../shared/bundle/load';
-import type { Quantization } from '../../shared/bundle/manifest';
 import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
 import { decodeImage } from '../../shared/image/decode';
 import { toEncoderInput } from '../../shared/image/normalize';
@@ -16,18 +15,15 @@ import { fileSource } from '../fs-source';
 import { createProgress } from '../report/progress';
 import { openTrainingRun } from '../run-folder';
 import { captionerModel, captionerParts, devRows, finetuneCaptioner, mirrorInput } from '../train/finetune';
-import { TRAINING_DATA, writeSummaryAndBundles } from './export-scored';
+import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
-export interface FinetuneCommandOptions {
+export interface FinetuneCommandOptions extends BundleExportOptions {
   dataPath: string;
   /** The bundle to fine-tune: a compact VGG16 encoder and its decoder (pooled or attention). */
   from: string;
   runsDir: string;
   runDir?: string;
   config: FinetuneConfig;
-  export: boolean;
-  quantizations: Quantization[];
-  evalImages: number;
 }
 
 const log = (l: string) => console.error(l);

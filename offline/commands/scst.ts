@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Normalization, Quantization } from '../../shared/bundle/manifest';
+import type { Normalization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
 import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
@@ -10,9 +10,9 @@ import { fileSource } from '../fs-source';
 import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
 import { copyLayerWeights } from '../train/train-decoder';
-import { TRAINING_DATA, writeSummaryAndBundles } from './export-scored';
+import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
-export interface ScstCommandOptions {
+export interface ScstCommandOptions extends BundleExportOptions {
   dataPath: string;
   /** The cross-entropy bundle to start from (its vocabulary, decoder and, by default, encoder). */
   from: string;
@@ -26,9 +26,6 @@ export interface ScstCommandOptions {
   runsDir: string;
   runDir?: string;
   config: ScstConfig;
-  export: boolean;
-  quantizations: Quantization[];
-  evalImages: number;
 }
 
 const log = (l: string) => console.error(l);

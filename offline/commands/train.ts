@@ -10,9 +10,9 @@ import { writeJsonAtomic } from '../fs-atomic';
 import { openTrainingRun } from '../run-folder';
 import { encodeExamples } from '../train/batches';
 import { trainDecoder } from '../train/train-decoder';
-import { TRAINING_DATA, writeSummaryAndBundles } from './export-scored';
+import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
-export interface TrainCommandOptions {
+export interface TrainCommandOptions extends BundleExportOptions {
   dataPath: string;
   glovePath: string | null;
   encoderModel: string;
@@ -24,11 +24,6 @@ export interface TrainCommandOptions {
   runsDir: string;
   runDir?: string;
   config: DecoderTrainConfig;
-  /** Export and score quantized bundles after training. */
-  export: boolean;
-  quantizations: ('uint8' | 'float16' | 'none')[];
-  /** Dev images used for the final bundle evaluation (0 = all). */
-  evalImages: number;
   /** A finished decoder run to start from (its vocabulary and best weights), e.g. to adapt a decoder to a new encoder. */
   initFrom?: string;
 }
