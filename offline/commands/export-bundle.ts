@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { EncoderSpec, Quantization } from '../../shared/bundle/manifest';
+import type { BundleManifest, EncoderSpec, Quantization } from '../../shared/bundle/manifest';
 import { writeBundle } from '../../shared/bundle/write';
 import type { DecoderConfig } from '../../shared/models/decoder';
 import type { Vocabulary } from '../../shared/text/vocabulary';
@@ -19,6 +19,12 @@ export interface ExportInput {
   training?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
   limits?: string[];
+}
+
+/** The decoder configuration a bundle's manifest records (what `exportBundle` wrote), to rebuild it for more training. */
+export function decoderConfigOf(m: BundleManifest): DecoderConfig {
+  const d = m.decoder;
+  return { vocabSize: d.vocabSize, featureSize: m.encoder.featureSize, embeddingSize: d.embeddingSize, units: d.units, maxLength: d.maxLength, dropout: 0, ...(d.attention ? { attention: d.attention } : {}) };
 }
 
 /** Writes a bundle directory atomically: a reader sees the previous bundle or the whole new one. */

@@ -5,16 +5,17 @@ import { loadBundle } from '../../shared/bundle/load';
 import { loadLayersModel, serializeLayersModel } from '../../shared/bundle/model-io';
 import { decodeImage } from '../../shared/image/decode';
 import { toEncoderInput } from '../../shared/image/normalize';
-import type { DecoderConfig } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { FinetuneConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { loadFeatureEncoder } from '../features/encoder';
+import { gridSpecOf } from '../features/feature-rows';
 import { writeDirAtomic, writeFileAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { createProgress } from '../report/progress';
 import { openTrainingRun } from '../run-folder';
 import { captionerModel, captionerParts, devRows, finetuneCaptioner, mirrorInput } from '../train/finetune';
+import { decoderConfigOf } from './export-bundle';
 import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
 export interface FinetuneCommandOptions extends BundleExportOptions {
@@ -88,8 +89,6 @@ export async function finetuneCommand(o: FinetuneCommandOptions): Promise<string
   const plain = tf.model({ inputs: parts.encoder.inputs, outputs: parts.encoder.outputs[0], name: 'compact_vgg16' });
   writeDirAtomic(join(runDir, 'encoder'), await serializeLayersModel(plain, '', 'none'));
   const fineEncoder = await loadFeatureEncoder({ modelPath: join(runDir, 'encoder', 'model.json'), normalization: m.encoder.normalization });
-  const decoderConfig: DecoderConfig = { vocabSize: vocab.size, featureSize: F, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength, dropout: 0, ...(m.decoder.attention ? { attention: m.decoder.attention } : {}) };
-  const grid = m.encoder.grid && { layer: m.encoder.grid.layer, grid: [m.encoder.grid.shape[0], m.encoder.grid.shape[1]] as [number, number], channels: m.encoder.grid.shape[2] };
   const summary: Record<string, unknown> = {
     runDir,
     backend,
@@ -104,9 +103,9 @@ export async function finetuneCommand(o: FinetuneCommandOptions): Promise<string
     evalNames: dataset.splits.dev.slice(0, o.evalImages || undefined),
     quantizations: o.quantizations,
     encoder: fineEncoder,
-    grid,
+    grid: gridSpecOf(m),
     decoder: parts.decoder,
-    decoderConfig,
+    decoderConfig: decoderConfigOf(m),
     vocabulary: vocab,
     id: `${m.id}-ft`,
     description: `${m.description ?? m.id}; then encoder and decoder fine-tuned together on caption cross-entropy`,

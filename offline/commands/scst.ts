@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Normalization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
-import { buildDecoder, type DecoderConfig } from '../../shared/models/decoder';
+import { buildDecoder } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { ScstConfig } from '../config';
 import { readDataset } from '../data/captions';
@@ -10,6 +10,7 @@ import { fileSource } from '../fs-source';
 import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
 import { copyLayerWeights } from '../train/train-decoder';
+import { decoderConfigOf } from './export-bundle';
 import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
 export interface ScstCommandOptions extends BundleExportOptions {
@@ -62,7 +63,7 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
   const devEval = dev.slice(0, o.config.devEvalImages || undefined);
   log(`SCST from ${o.from} (${m.id}) on ${train.length} train photos × ${o.config.samples} samples; dev ${devEval.length} photos`);
 
-  const decoderConfig: DecoderConfig = { vocabSize: vocab.size, featureSize: m.encoder.featureSize, embeddingSize: m.decoder.embeddingSize, units: m.decoder.units, maxLength: m.decoder.maxLength, dropout: 0, ...(attention ? { attention } : {}) };
+  const decoderConfig = decoderConfigOf(m);
   const result = await trainScst({
     config: o.config,
     runDir,

@@ -1,4 +1,4 @@
-import type { Normalization } from '../../shared/bundle/manifest';
+import type { BundleManifest, Normalization } from '../../shared/bundle/manifest';
 import type { CaptionDataset } from '../data/captions';
 import type { FeatureSet } from '../evaluate/caption-features';
 import { loadFeatureEncoder, type FeatureEncoder } from './encoder';
@@ -9,6 +9,12 @@ export interface GridSpec {
   layer: string;
   grid: [number, number];
   channels: number;
+}
+
+/** The grid a bundle's attention decoder reads, from its manifest (`encoder.grid`). */
+export function gridSpecOf(m: BundleManifest): GridSpec | undefined {
+  const g = m.encoder.grid;
+  return g && { layer: g.layer, grid: [g.shape[0], g.shape[1]], channels: g.shape[2] };
 }
 
 export interface FeatureRows extends FeatureSet {

@@ -29,6 +29,23 @@ export interface Batch {
 }
 
 /**
+ * Teacher forcing for token sequences (`<start> w1 … wn <end>`): inputs `<start> w1 … wn` and
+ * targets `w1 … wn <end>`, [B, T] zero-padded to the longest (0 = not scored).
+ */
+export function teacherForcing(seqs: number[][]): { inputs: Int32Array; targets: Int32Array; steps: number } {
+  const steps = Math.max(...seqs.map((x) => x.length)) - 1;
+  const inputs = new Int32Array(seqs.length * steps);
+  const targets = new Int32Array(seqs.length * steps);
+  seqs.forEach((x, b) => {
+    for (let t = 0; t < x.length - 1; t++) {
+      inputs[b * steps + t] = x[t];
+      targets[b * steps + t] = x[t + 1];
+    }
+  });
+  return { inputs, targets, steps };
+}
+
+/**
  * Shuffled batches, each padded only to its own longest caption. Examples are sorted by length
  * within windows of 50 batches first, so little compute goes to padding while order stays random.
  */
@@ -40,16 +57,8 @@ export function makeBatches(examples: Example[], batchSize: number, random: () =
   const batches: Batch[] = [];
   for (let i = 0; i < sorted.length; i += batchSize) {
     const chunk = sorted.slice(i, i + batchSize);
-    const T = Math.max(...chunk.map((e) => e.ids.length)) - 1;
-    const inputs = new Int32Array(chunk.length * T);
-    const targets = new Int32Array(chunk.length * T);
-    chunk.forEach((e, b) => {
-      for (let t = 0; t < e.ids.length - 1; t++) {
-        inputs[b * T + t] = e.ids[t];
-        targets[b * T + t] = e.ids[t + 1];
-      }
-    });
-    batches.push({ rows: Int32Array.from(chunk, (e) => e.row), inputs, targets, size: chunk.length, steps: T });
+    const { inputs, targets, steps } = teacherForcing(chunk.map((e) => e.ids));
+    batches.push({ rows: Int32Array.from(chunk, (e) => e.row), inputs, targets, size: chunk.length, steps });
   }
   return shuffle(batches, random);
 }

@@ -9,6 +9,7 @@ import { captionFeatureSet } from '../evaluate/caption-features';
 import { scoreCaptions } from '../metrics';
 import { rng, shuffle } from '../random';
 import { devMetricsSvg, lineChartSvg } from '../report/plot';
+import { teacherForcing } from './batches';
 import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
 import { SplitAdam } from './split-adam';
 
@@ -133,16 +134,8 @@ export async function finetuneCaptioner(input: FinetuneInput): Promise<{ model: 
       anchor.set(input.anchors[flip ? 1 : 0].subarray(p * F, (p + 1) * F), b * F);
       for (const ids of input.train.captions[p]) seqs.push({ photo: b, ids });
     });
-    const T = Math.max(...seqs.map((s) => s.ids.length)) - 1;
-    const inputs = new Int32Array(seqs.length * T);
-    const targets = new Int32Array(seqs.length * T);
-    seqs.forEach((s, i) => {
-      for (let t = 0; t < s.ids.length - 1; t++) {
-        inputs[i * T + t] = s.ids[t];
-        targets[i * T + t] = s.ids[t + 1];
-      }
-    });
-    return { x, anchor, photos: photos.length, rowOf: Int32Array.from(seqs, (s) => s.photo), inputs, targets, T };
+    const { inputs, targets, steps } = teacherForcing(seqs.map((s) => s.ids));
+    return { x, anchor, photos: photos.length, rowOf: Int32Array.from(seqs, (s) => s.photo), inputs, targets, T: steps };
   };
 
   const { model, state } = await runEpochs<FinetuneEpoch>({

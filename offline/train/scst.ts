@@ -10,6 +10,7 @@ import { rng, shuffle } from '../random';
 import { devMetricsSvg, lineChartSvg } from '../report/plot';
 import { clipByGlobalNorm, maskedCrossEntropy } from './loss';
 import { sampleCaptions, type SampledCaption } from './sample';
+import { teacherForcing } from './batches';
 
 export interface ScstEpoch {
   epoch: number;
@@ -135,16 +136,7 @@ function referenceBatch(names: string[], refs: Map<string, string[]>, vocab: Voc
     const r = refs.get(n)!;
     return vocab.encode(r[Math.floor(random() * r.length)], maxLength);
   });
-  const steps = Math.max(...ids.map((x) => x.length)) - 1;
-  const inputs = new Int32Array(names.length * steps);
-  const targets = new Int32Array(names.length * steps);
-  ids.forEach((x, b) => {
-    for (let t = 0; t < x.length - 1; t++) {
-      inputs[b * steps + t] = x[t];
-      targets[b * steps + t] = x[t + 1];
-    }
-  });
-  return { inputs, targets, steps };
+  return teacherForcing(ids);
 }
 
 /** reward − mean reward of the same photo's other samples (groups of `k` adjacent entries). */

@@ -1,21 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { decode as decodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findChromium } from '../helpers/chromium';
+import { findChromium, launchChromium, uploadPageHtml } from '../helpers/chromium';
 import { recordCaptionAnswers } from '../helpers/page-answers';
 import { TINY_GRID, tinyBundle } from '../helpers/tiny-bundle';
-import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
+import { startWranglerDev, tinyAssets, type DevServer } from '../helpers/wrangler-dev';
 
 const chromiumPath = findChromium();
 const shots = join(import.meta.dirname, '..', '..', 'test-results');
 const root = mkdtempSync(join(tmpdir(), 'attention-page-'));
 let server: DevServer;
 let browser: Browser;
+let assets: string | undefined;
 
 interface Answer {
   caption: string;
@@ -41,9 +42,6 @@ function cellMeans(png: Buffer, grid: [number, number]): number[][] {
 describe.skipIf(!chromiumPath)(`"where it looked" on the upload page, headless Chromium${chromiumPath ? '' : ' (SKIPPED: no chromium)'}`, () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
-    const assets = join(root, 'assets');
-    mkdirSync(assets, { recursive: true });
-    copyFileSync(join(import.meta.dirname, '..', '..', 'assets', 'index.html'), join(assets, 'index.html'));
     // A mid-grey photo: the overlay's orange shows plainly against it.
     const w = 320;
     const h = 240;
@@ -51,18 +49,16 @@ describe.skipIf(!chromiumPath)(`"where it looked" on the upload page, headless C
     writeFileSync(join(root, 'grey.jpg'), jpeg.encode({ width: w, height: h, data: px }, 92).data);
     const px2 = new Uint8Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37) % 200));
     writeFileSync(join(root, 'texture.jpg'), jpeg.encode({ width: w, height: h, data: px2 }, 92).data);
-    for (const [p, b] of await tinyBundle({ quantization: 'uint8', attention: true })) {
-      mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
-      writeFileSync(join(assets, 'model', p), b);
-    }
+    assets = await tinyAssets({ pageHtml: uploadPageHtml(), bundle: await tinyBundle({ quantization: 'uint8', attention: true }) });
     server = await startWranglerDev({ assetsDir: assets });
-    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium(chromiumPath!);
   }, 180_000);
 
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
     rmSync(root, { recursive: true, force: true });
+    if (assets) rmSync(assets, { recursive: true, force: true });
   });
 
   /** A page that has loaded the model card (so it knows the model attends), and a way to upload. */

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
-import { chromium, type Browser } from 'playwright-core';
-import { findChromium } from '../helpers/chromium';
+import type { Browser } from 'playwright-core';
+import { findChromium, launchChromium } from '../helpers/chromium';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_WORDS } from '../helpers/tiny-bundle';
 import { startTinyWorker, type DevServer } from '../helpers/wrangler-dev';
@@ -45,7 +45,7 @@ describe.skipIf(!chromiumPath)(`embed.js on another origin${chromiumPath ? '' : 
     // "localhost" for the page, 127.0.0.1 for the API: two origins.
     await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
     siteUrl = `http://localhost:${(site.address() as { port: number }).port}`;
-    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    browser = await launchChromium(chromiumPath!);
   }, 180_000);
 
   afterAll(async () => {

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
-import { chromium, type Browser } from 'playwright-core';
-import { findChromium } from '../helpers/chromium';
+import type { Browser } from 'playwright-core';
+import { findChromium, launchChromium, uploadPageHtml } from '../helpers/chromium';
 import { recordCaptionAnswers } from '../helpers/page-answers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWranglerDev, type DevServer } from '../helpers/wrangler-dev';
+import { startWranglerDev, tinyAssets, type DevServer } from '../helpers/wrangler-dev';
 import { TINY_INPUT, tinyBundle, tinyConfidence } from '../helpers/tiny-bundle';
 import { imageStats, photoDistance, type ConfidenceModel } from '../../shared/confidence';
 import { decodeImage } from '../../shared/image/decode';
@@ -29,15 +29,12 @@ const shots = join(import.meta.dirname, '..', '..', 'test-results');
 const root = mkdtempSync(join(tmpdir(), 'upload-page-'));
 let server: DevServer;
 let browser: Browser;
+let assets: string | undefined;
 let confidence: ConfidenceModel;
 
 describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ? '' : ' (SKIPPED: no chromium; apt-get install chromium)'}`, () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
-    // The page served with a tiny random-weight bundle, so the test needs no trained model.
-    const assets = join(root, 'assets');
-    mkdirSync(assets, { recursive: true });
-    copyFileSync(join(import.meta.dirname, '..', '..', 'assets', 'index.html'), join(assets, 'index.html'));
     const w = 900;
     const h = 600;
     const px = new Uint8Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 31) % 251));
@@ -53,21 +50,17 @@ describe.skipIf(!chromiumPath)(`upload page in headless Chromium${chromiumPath ?
     const blank = decodeImage(new Uint8Array(readFileSync(join(root, 'blank.png'))));
     const statsOf = (img: RgbImage) => imageStats(toEncoderInput(img, TINY_INPUT.size, TINY_INPUT.normalization), TINY_INPUT.size, TINY_INPUT.normalization);
     expect(photoDistance(statsOf(blank), confidence.imageStats)).toBeGreaterThan(1.6 * confidence.imageStats.limit);
-    for (const [p, b] of await tinyBundle({ quantization: 'uint8', confidence })) {
-      mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
-      writeFileSync(join(assets, 'model', p), b);
-    }
+    // The page served with a tiny random-weight bundle, so the test needs no trained model.
+    assets = await tinyAssets({ pageHtml: uploadPageHtml(), bundle: await tinyBundle({ quantization: 'uint8', confidence }) });
     server = await startWranglerDev({ assetsDir: assets });
-    browser = await chromium.launch({
-      executablePath: chromiumPath!,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(chromiumPath!);
   }, 180_000);
 
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
     rmSync(root, { recursive: true, force: true });
+    if (assets) rmSync(assets, { recursive: true, force: true });
   });
 
   const answers = (page: import('playwright-core').Page) => recordCaptionAnswers<CaptionJson>(page);

@@ -69,13 +69,13 @@ export async function startTinyWorker(opts: { pageHtml?: string; vars?: Record<s
 }
 
 /** An assets folder with a tiny random-weight bundle and a page (the caller removes it). */
-export async function tinyAssets(opts: { pageHtml?: string; files?: Record<string, string | Uint8Array> } = {}): Promise<string> {
+export async function tinyAssets(opts: { pageHtml?: string; files?: Record<string, string | Uint8Array>; bundle?: Map<string, Uint8Array> } = {}): Promise<string> {
   const { mkdirSync, mkdtempSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { dirname, join } = await import('node:path');
   const { tinyBundle } = await import('./tiny-bundle');
   const assets = mkdtempSync(join(tmpdir(), 'tiny-worker-'));
-  for (const [p, b] of await tinyBundle({ quantization: 'uint8' })) {
+  for (const [p, b] of opts.bundle ?? (await tinyBundle({ quantization: 'uint8' }))) {
     mkdirSync(dirname(join(assets, 'model', p)), { recursive: true });
     writeFileSync(join(assets, 'model', p), b);
   }
