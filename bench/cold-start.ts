@@ -3,9 +3,16 @@
  * and, each time, sends one 224² JPEG at beam 3 as soon as it is ready, then the same request
  * `--warm` more times. Prints per run and as medians: the first request's round trip, the warm
  * round trip, their ratio, and where the model load went (/healthz `load`: wasm backend start,
- * reading the bundle from ASSETS, building the models, warm-up pass).
+ * reading the bundle, building the models, warm-up pass).
+ *
+ * With `--page` each fresh worker is first asked for the model card (as the upload page does on
+ * open) and the photo follows 1.5 s later: the first request is then the page's first photo.
+ *
+ * With `--against <checkout>` (another working tree with node_modules, e.g. `git worktree add
+ * /tmp/base HEAD~1`) each run starts that tree's worker and then this one's, alternately, so both
+ * see the same machine load; it prints both medians and the median of the pairwise differences.
  *   npx tsx bench/cold-start.ts                  # 5 cold starts, 10 warm requests each
- *   npx tsx bench/cold-start.ts --runs 9 --out runs/bench-cold-start.json
+ *   npx tsx bench/cold-start.ts --runs 9 --against /tmp/base --out runs/bench-cold-start-ab.json
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -14,7 +21,7 @@ import { startWranglerDev } from '../test/helpers/wrangler-dev';
 import { photoJpeg } from './images';
 import { median } from './stats';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, warm: { type: 'string', default: '10' }, out: { type: 'string', default: 'runs/bench-cold-start.json' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, warm: { type: 'string', default: '10' }, against: { type: 'string' }, page: { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-cold-start.json' } } });
 const root = resolve(import.meta.dirname, '..');
 const photo = photoJpeg(224, 224);
 
@@ -26,9 +33,8 @@ interface Run {
   load: { backendMs: number; readMs: number; buildMs: number; warmupMs: number };
 }
 
-const runs: Run[] = [];
-for (let i = 0; i < Number(args.runs); i++) {
-  const server = await startWranglerDev({ assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
+async function coldStart(tree: string): Promise<Run> {
+  const server = await startWranglerDev({ root: tree, assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
   try {
     const post = async () => {
       const t0 = performance.now();
@@ -37,26 +43,37 @@ for (let i = 0; i < Number(args.runs); i++) {
       if (r.status !== 200) throw new Error(`status ${r.status}: ${JSON.stringify(j)}`);
       return { ms: performance.now() - t0, serverMs: j.timings.totalMs };
     };
+    if (args.page) {
+      await (await fetch(`${server.url}/v1/model`)).json();
+      await new Promise((r) => setTimeout(r, 1500)); // a person picking a photo
+    }
     const first = await post();
     const warm: number[] = [];
     for (let k = 0; k < Number(args.warm); k++) warm.push((await post()).ms);
     const health = (await (await fetch(`${server.url}/healthz`)).json()) as { load: Run['load'] };
-    const run = { readyMs: server.readyMs, firstMs: first.ms, firstServerMs: first.serverMs, warmMs: median(warm), load: health.load };
-    runs.push(run);
-    const l = run.load;
-    console.log(
-      `run ${i + 1}: ready ${run.readyMs} ms; first request ${run.firstMs.toFixed(0)} ms (${(run.firstMs / run.warmMs).toFixed(1)}× warm ${run.warmMs.toFixed(1)} ms); ` +
-        `load: backend ${l.backendMs} + read ${l.readMs.toFixed(0)} + build ${l.buildMs.toFixed(0)} + warm-up ${l.warmupMs.toFixed(0)} ms`,
-    );
+    return { readyMs: server.readyMs, firstMs: first.ms, firstServerMs: first.serverMs, warmMs: median(warm), load: health.load };
   } finally {
     await server.stop();
   }
 }
-const m = (f: (r: Run) => number) => median(runs.map(f));
-const summary = {
-  date: new Date().toISOString(),
-  runs: runs.length,
-  median: {
+
+const trees = args.against ? { before: resolve(args.against), this: root } : { this: root };
+const runs: Record<string, Run[]> = Object.fromEntries(Object.keys(trees).map((k) => [k, []]));
+for (let i = 0; i < Number(args.runs); i++) {
+  for (const [name, tree] of Object.entries(trees)) {
+    const run = await coldStart(tree);
+    runs[name].push(run);
+    const l = run.load;
+    console.log(
+      `run ${i + 1}${args.against ? ` (${name})` : ''}: ready ${run.readyMs} ms; first request ${run.firstMs.toFixed(0)} ms (${(run.firstMs / run.warmMs).toFixed(1)}× warm ${run.warmMs.toFixed(1)} ms); ` +
+        `load: backend ${l.backendMs} + read ${l.readMs.toFixed(0)} + build ${l.buildMs.toFixed(0)} + warm-up ${l.warmupMs.toFixed(0)} ms`,
+    );
+  }
+}
+
+const medians = (rs: Run[]) => {
+  const m = (f: (r: Run) => number) => median(rs.map(f));
+  return {
     firstMs: m((r) => r.firstMs),
     warmMs: m((r) => r.warmMs),
     firstOverWarm: m((r) => r.firstMs / r.warmMs),
@@ -64,10 +81,22 @@ const summary = {
     readMs: m((r) => r.load.readMs),
     buildMs: m((r) => r.load.buildMs),
     warmupMs: m((r) => r.load.warmupMs),
-  },
-  all: runs,
+  };
 };
-console.log(`median of ${runs.length}: first request ${summary.median.firstMs.toFixed(0)} ms = ${summary.median.firstOverWarm.toFixed(1)}× warm (${summary.median.warmMs.toFixed(1)} ms); load: backend ${summary.median.backendMs} + read ${summary.median.readMs.toFixed(0)} + build ${summary.median.buildMs.toFixed(0)} + warm-up ${summary.median.warmupMs.toFixed(0)} ms`);
+const summary: Record<string, unknown> = { date: new Date().toISOString(), runs: Number(args.runs), trees, median: Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, medians(rs)])), all: runs };
+for (const [name, rs] of Object.entries(runs)) {
+  const s = medians(rs);
+  console.log(
+    `median of ${rs.length}${args.against ? ` (${name}: ${trees[name as keyof typeof trees]})` : ''}: first request ${s.firstMs.toFixed(0)} ms = ${s.firstOverWarm.toFixed(1)}× warm (${s.warmMs.toFixed(1)} ms); ` +
+      `load: backend ${s.backendMs} + read ${s.readMs.toFixed(0)} + build ${s.buildMs.toFixed(0)} + warm-up ${s.warmupMs.toFixed(0)} ms`,
+  );
+}
+if (args.against) {
+  const diff = median(runs.this.map((r, i) => r.firstMs - runs.before[i].firstMs));
+  const warmDiff = median(runs.this.map((r, i) => r.warmMs - runs.before[i].warmMs));
+  summary.pairwise = { firstMs: diff, warmMs: warmDiff };
+  console.log(`this − before, median of pairs: first request ${diff >= 0 ? '+' : ''}${diff.toFixed(0)} ms, warm ${warmDiff >= 0 ? '+' : ''}${warmDiff.toFixed(1)} ms`);
+}
 mkdirSync(dirname(resolve(root, args.out!)), { recursive: true });
 writeFileSync(resolve(root, args.out!), JSON.stringify(summary, null, 2));
 console.log(`wrote ${args.out}`);

@@ -60,8 +60,13 @@ export interface Captioner {
   readonly vocabulary: Vocabulary;
   /** Bytes of the bundle files loaded. */
   readonly bundleBytes: number;
-  /** Where loading went: reading files, building the models (parse, dequantise, upload), the warm-up pass. */
+  /** Where loading went: reading files, building the models (parse, dequantise, upload), the warm-up pass (0 until one ran). */
   readonly loadTimings: { readMs: number; buildMs: number; warmupMs: number };
+  /**
+   * One tiny caption of a gray image, so the next real one pays no kernel set-up; runs once, and not
+   * at all after a real caption. True when it ran (its time goes to `loadTimings.warmupMs`).
+   */
+  warmUp(): boolean;
   /** Checks options against this bundle (beam, length, attention); throws a CaptionOptionError naming the valid range. */
   resolve(options: CaptionOptions): Required<CaptionOptions>;
   /** Image → caption(s). */
@@ -92,14 +97,15 @@ function resolveOptions(opts: CaptionOptions, maxWords: number, attends: boolean
 }
 
 /**
- * Loads a bundle once and returns a captioner; a warm-up pass runs here so the first real request
- * pays no kernel set-up.
+ * Loads a bundle once and returns a captioner; a warm-up pass runs here (unless `warmup: false`) so
+ * the first real request pays no kernel set-up. A server loading on a request's path skips it: that
+ * request's own caption warms up for about half the cost.
  *
  * @example
  * const captioner = await loadCaptioner(fileSource('assets/model'));
  * captioner.caption(image, { beam: 3, alternatives: 3 }).caption; // "a dog runs through the grass"
  */
-export async function loadCaptioner(source: BundleSource, { warmup = true } = {}): Promise<Captioner> {
+export async function loadCaptioner(source: BundleSource, { warmup = true }: { warmup?: boolean } = {}): Promise<Captioner> {
   const t0 = now();
   const { manifest, encoder, decoder, vocabulary, bytes, readMs } = await loadBundle(source);
   const size = manifest.encoder.inputSize;
@@ -117,6 +123,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
     });
 
   const loadTimings = { readMs, buildMs: now() - t0 - readMs, warmupMs: 0 };
+  let warmed = false;
   const captioner: Captioner = {
     manifest,
     vocabulary,
@@ -139,20 +146,24 @@ export async function loadCaptioner(source: BundleSource, { warmup = true } = {}
       const t3 = now();
       const rated = (c: ScoredCaption): ScoredCaption => (calibration ? { ...c, confidence: captionConfidence(calibration, c.score, c.caption, distance) } : c);
       const alternatives = r.alternatives.map(rated);
+      warmed = true; // a real caption warms as well as the warm-up pass would
       return { ...alternatives[0], alternatives, ...(r.attention ? { attention: r.attention } : {}), timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
     },
     captionFeatures: (f, options) => features.captionFeatures(f, options),
+    warmUp() {
+      if (warmed) return false;
+      const t1 = now();
+      const gray: RgbImage = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(128) };
+      captioner.caption(gray, { beam: 2, maxLength: Math.min(3, features.maxWords) });
+      loadTimings.warmupMs = now() - t1;
+      return true;
+    },
     dispose() {
       encoder.dispose();
       decoder.dispose();
     },
   };
-  if (warmup) {
-    const t1 = now();
-    const gray: RgbImage = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(128) };
-    captioner.caption(gray, { beam: 2, maxLength: Math.min(3, features.maxWords) });
-    loadTimings.warmupMs = now() - t1;
-  }
+  if (warmup) captioner.warmUp();
   return captioner;
 }
 

@@ -169,6 +169,23 @@ describe('captioner', () => {
     expect(tf.memory().numTensors).toBe(before);
     c.dispose();
   });
+
+  it('warms up once: at load by default, later on request, never after a real caption', async () => {
+    const bundle = memorySource(await tinyBundle());
+    const atLoad = await loadCaptioner(bundle);
+    expect(atLoad.loadTimings.warmupMs).toBeGreaterThan(0);
+    expect(atLoad.warmUp()).toBe(false);
+    const later = await loadCaptioner(bundle, { warmup: false });
+    expect(later.loadTimings.warmupMs).toBe(0);
+    expect(later.warmUp()).toBe(true);
+    expect(later.loadTimings.warmupMs).toBeGreaterThan(0);
+    expect(later.warmUp()).toBe(false);
+    const captioned = await loadCaptioner(bundle, { warmup: false });
+    captioned.caption(image(2), { beam: 1 });
+    expect(captioned.warmUp()).toBe(false);
+    expect(captioned.loadTimings.warmupMs).toBe(0);
+    for (const c of [atLoad, later, captioned]) c.dispose();
+  });
 });
 
 describe('attention bundle', () => {

@@ -10,10 +10,13 @@ export interface DevServer {
   output(): string;
 }
 
-/** Starts `wrangler dev` (workerd) on 127.0.0.1, optionally serving another assets folder. */
-export async function startWranglerDev(opts: { assetsDir?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug'; vars?: Record<string, string> } = {}): Promise<DevServer> {
+/**
+ * Starts `wrangler dev` (workerd) on 127.0.0.1, optionally serving another assets folder, or the
+ * worker of another checkout (`root`, e.g. a `git worktree` of an older commit, for A/B benchmarks).
+ */
+export async function startWranglerDev(opts: { assetsDir?: string; root?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug'; vars?: Record<string, string> } = {}): Promise<DevServer> {
   const port = await freePort();
-  const root = resolve(import.meta.dirname, '..', '..');
+  const root = opts.root ?? resolve(import.meta.dirname, '..', '..');
   const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--log-level', opts.logLevel ?? 'warn'];
   if (opts.assetsDir) args.push('--assets', opts.assetsDir);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('--var', `${k}:${v}`);

@@ -246,6 +246,31 @@ describe('model lifecycle', () => {
     expect(j.bundleBytes).toBe([...files.values()].reduce((a, f) => a + f.byteLength, 0));
   });
 
+  it('loads on the first caption without a warm-up pass, and warms up after the model card (off the request path)', async () => {
+    // A fake ExecutionContext that keeps what the app hands to waitUntil.
+    const later: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => void later.push(p), passThroughOnException: () => undefined, props: {} } as unknown as ExecutionContext;
+    const health = async (a: ReturnType<typeof createApp>) => ((await (await a.request('/healthz', {}, env)).json()) as any).load;
+
+    const cardFirst = createApp({ bundleSource: () => memorySource(files) });
+    expect((await cardFirst.request('/v1/model', {}, env, ctx)).status).toBe(200);
+    expect(later).toHaveLength(1);
+    expect((await health(cardFirst)).warmupMs).toBe(0); // not yet: the card was answered first
+    await Promise.all(later);
+    expect((await health(cardFirst)).warmupMs).toBeGreaterThan(0);
+
+    later.length = 0;
+    const captionFirst = createApp({ bundleSource: () => memorySource(files) });
+    const res = await captionFirst.request('/v1/captions?beam=2', { method: 'POST', body: jpegOf(32, 32), headers: { 'Content-Type': 'image/jpeg' } }, { ...env, CACHE_TTL_SECONDS: '0' }, ctx);
+    expect(res.status).toBe(200);
+    expect(later).toHaveLength(1); // the load, started before the decode
+    await Promise.all(later);
+    await captionFirst.request('/v1/model', {}, env, ctx);
+    await Promise.all(later);
+    // The caption warmed everything up: no separate pass ever ran.
+    expect((await health(captionFirst)).warmupMs).toBe(0);
+  });
+
   it('answers 503 with a clear message when the bundle is missing or invalid, and loads once', async () => {
     const broken = createApp({ bundleSource: () => memorySource(new Map(), 'empty') });
     expect(await expectError(await broken.request('/v1/captions', { method: 'POST', body: jpegOf(32, 32), headers: { 'Content-Type': 'image/jpeg' } }, env), 503, 'model_unavailable')).toMatch(/manifest\.json/);

@@ -6,6 +6,7 @@ import { readBodyLimited } from '../body';
 import { captionCache } from '../response-cache';
 import { ApiError, errorResponse } from '../errors';
 import { parseCaptionParams } from '../params';
+import { waitUntilOf } from '../wait-until';
 import type { AppEnv } from '../app';
 
 const ACCEPTED_TYPES: readonly string[] = ACCEPTED_IMAGE_TYPES;
@@ -126,6 +127,8 @@ export const captionsRoute = new Hono<AppEnv>()
       c.header('Server-Timing', `cache;dur=${ms(now() - tCache)}`);
       return c.body(cached, 200, { 'Content-Type': 'application/json' });
     }
+    // A miss needs the model: start loading it now, so its reads overlap the JPEG decode.
+    c.get('models').start(waitUntilOf(c));
     let captioner: Captioner | null = null;
     const results: (CaptionResponse | CaptionError)[] = [];
     let firstError: ApiError | null = null;
@@ -162,11 +165,9 @@ export const captionsRoute = new Hono<AppEnv>()
       if (cache) {
         c.header('Cache-Status', 'edge-captioner; fwd=uri-miss; stored');
         const put = cache.put(json);
-        try {
-          c.executionCtx.waitUntil(put); // stored after the answer is sent
-        } catch {
-          await put; // no ExecutionContext (tests, app.request): store before answering
-        }
+        const waitUntil = waitUntilOf(c);
+        if (waitUntil) waitUntil(put); // stored after the answer is sent
+        else await put; // no ExecutionContext (tests, app.request): store before answering
       }
       return c.json(captioned[0]);
     }

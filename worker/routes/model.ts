@@ -1,12 +1,15 @@
 import { Hono } from 'hono';
 import type { AppEnv } from '../app';
 import { methodNotAllowed } from './captions';
+import { waitUntilOf } from '../wait-until';
 
 /** The model card: what the manifest says about the served model, plus what this isolate measured. */
 export const modelRoute = new Hono<AppEnv>().get('/', async (c) => {
   const models = c.get('models');
   const captioner = await models.get();
   const m = captioner.manifest;
+  // The upload page asks for the card first: warm up before its first photo arrives.
+  waitUntilOf(c)?.(models.warmUp().catch(() => undefined));
   return c.json({
     id: m.id,
     version: m.version,
