@@ -10,7 +10,8 @@
  *
  * With `--against <checkout>` (another working tree with node_modules, e.g. `git worktree add
  * /tmp/base HEAD~1`) each run starts that tree's worker and then this one's, alternately, so both
- * see the same machine load; it prints both medians and the median of the pairwise differences.
+ * see the same machine load (both serve this tree's assets/, so only the worker code differs); it
+ * prints both medians and the median of the pairwise differences.
  *   npx tsx bench/cold-start.ts                  # 5 cold starts, 10 warm requests each
  *   npx tsx bench/cold-start.ts --runs 9 --against /tmp/base --out runs/bench-cold-start-ab.json
  */
