@@ -59,6 +59,7 @@ export class ModelStore {
    * (an error, a cache hit) cannot leave it half done; a failure is reported by the next `get()`.
    */
   start(waitUntil: ((p: Promise<unknown>) => void) | null): void {
+    if (this.loaded) return; // every warm request passes here: nothing to schedule
     const p = this.get().catch(() => undefined);
     waitUntil?.(p);
   }
