@@ -67,4 +67,17 @@ describe('warm start of an attention decoder from a pooled one', () => {
     const renamed = buildDecoder(cfg, { seed: 4 });
     expect(() => copyLayerWeights(tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1], name: 'other' })] }), renamed)).toThrow(/has no layer/);
   });
+
+  it('moves an attention decoder to a grid of another width: only att_grid starts fresh', () => {
+    const cfg = { vocabSize: 20, featureSize: 6, embeddingSize: 5, units: 8, maxLength: 8, dropout: 0 };
+    const teacherGrid = buildDecoder({ ...cfg, attention: { grid: [2, 2], channels: 3, size: 4, temperature: 5 } }, { seed: 1 });
+    const studentGrid = buildDecoder({ ...cfg, attention: { grid: [2, 2], channels: 7, size: 4, temperature: 5 } }, { seed: 2 });
+    expect(copyLayerWeights(teacherGrid, studentGrid)).toEqual(['att_grid']);
+    const same = (name: string) => teacherGrid.getLayer(name).getWeights().every((w, i) => tf.max(tf.abs(tf.sub(w, studentGrid.getLayer(name).getWeights()[i]))).dataSync()[0] === 0);
+    expect(['att_query', 'att_gate', 'att_out'].every(same)).toBe(true);
+    expect(studentGrid.getLayer('att_grid').getWeights()[0].shape).toEqual([7, 4]);
+    // Any other layer of another size is an error: a different attention size is not a grid change.
+    const otherSize = buildDecoder({ ...cfg, attention: { grid: [2, 2], channels: 3, size: 6, temperature: 5 } }, { seed: 3 });
+    expect(() => copyLayerWeights(teacherGrid, otherSize)).toThrow(/layer 'att_\w+' has weights/);
+  });
 });

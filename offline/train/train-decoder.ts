@@ -152,8 +152,10 @@ export async function trainDecoder(input: TrainDecoderInput): Promise<TrainDecod
 
 /**
  * Copies a decoder's weights into `model`, layer by layer (same names and sizes). Returns the
- * layers `from` does not have, left as initialised: only attention layers may be missing (a
- * pooled decoder warm-starting an attention one); anything else is an error.
+ * layers left as initialised: attention layers `from` does not have (a pooled decoder
+ * warm-starting an attention one), and `att_grid` when the grids differ in channels (a decoder
+ * moving to another encoder's grid: only that projection depends on them). Anything else that
+ * does not fit is an error.
  */
 export function copyLayerWeights(from: tf.LayersModel, model: tf.LayersModel): string[] {
   const have = new Set(from.layers.map((l) => l.name));
@@ -161,8 +163,13 @@ export function copyLayerWeights(from: tf.LayersModel, model: tf.LayersModel): s
   const fresh: string[] = [];
   for (const layer of model.layers) {
     if (!layer.weights.length) continue;
-    if (have.has(layer.name)) layer.setWeights(from.getLayer(layer.name).getWeights());
-    else if (attention.has(layer.name)) fresh.push(layer.name);
+    if (have.has(layer.name)) {
+      const weights = from.getLayer(layer.name).getWeights();
+      const fits = weights.length === layer.weights.length && weights.every((w, i) => w.shape.join() === layer.weights[i].shape.join());
+      if (fits) layer.setWeights(weights);
+      else if (layer.name === DECODER_LAYER_NAMES.attGrid) fresh.push(layer.name);
+      else throw new Error(`decoder warm start: layer '${layer.name}' has weights [${weights.map((w) => w.shape.join('×')).join(', ')}] in ${from.name}, [${layer.weights.map((w) => w.shape.join('×')).join(', ')}] here`);
+    } else if (attention.has(layer.name)) fresh.push(layer.name);
     else throw new Error(`decoder warm start: ${from.name} has no layer '${layer.name}'`);
   }
   return fresh;
