@@ -3,12 +3,12 @@ import type { BundleManifest } from './bundle/manifest';
 import { now } from './clock';
 import { concatFloat32 } from './float-arrays';
 import { captionConfidence, imageStats, photoDistance } from './confidence';
-import { loadBundle } from './bundle/load';
+import { loadServingBundle } from './bundle/load';
 import type { BundleSource } from './bundle/source';
 import { beamSearch, greedyBatch, type Hypothesis } from './decoding/search';
 import { toEncoderInput } from './image/normalize';
 import type { RgbImage } from './image/types';
-import { decoderWeights, featureRowSize, type DecoderWeights } from './models/decoder-ops';
+import { featureRowSize, type DecoderWeights } from './models/decoder-ops';
 import type { Vocabulary } from './text/vocabulary';
 
 export interface CaptionOptions {
@@ -107,17 +107,18 @@ function resolveOptions(opts: CaptionOptions, maxWords: number, attends: boolean
  */
 export async function loadCaptioner(source: BundleSource, { warmup = true }: { warmup?: boolean } = {}): Promise<Captioner> {
   const t0 = now();
-  const { manifest, encoder, decoder, vocabulary, bytes, readMs } = await loadBundle(source);
+  const bundle = await loadServingBundle(source);
+  const { manifest, vocabulary, bytes, readMs } = bundle;
   const size = manifest.encoder.inputSize;
   const calibration = manifest.confidence;
-  const weights = decoderWeights(decoder);
+  const weights = bundle.decoder;
   const features = featureDecoder({ weights, vocabulary, maxLength: manifest.decoder.maxLength });
 
   const encodeBatch = (inputs: Float32Array[]): Float32Array =>
     tf.tidy(() => {
       const x = tf.tensor4d(concatFloat32(inputs), [inputs.length, size, size, 3]);
-      const out = encoder.predict(x);
-      if (!Array.isArray(out)) return out.dataSync() as Float32Array;
+      const out = bundle.encode(x);
+      if (out.length === 1) return out[0].dataSync() as Float32Array;
       // [feature | grid] per image: the row layout the attention decoder reads.
       return tf.concat(out.map((t) => tf.reshape(t, [inputs.length, -1])), 1).dataSync() as Float32Array;
     });
@@ -159,8 +160,7 @@ export async function loadCaptioner(source: BundleSource, { warmup = true }: { w
       return true;
     },
     dispose() {
-      encoder.dispose();
-      decoder.dispose();
+      bundle.dispose();
     },
   };
   if (warmup) captioner.warmUp();

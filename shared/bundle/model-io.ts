@@ -29,31 +29,43 @@ export async function serializeLayersModel(model: tfl.LayersModel, dir: string, 
   ]);
 }
 
+/** A tfjs-layers model file as read: its topology and the concatenated bytes of its weight shards. */
+export interface ModelFile {
+  topology: tf.io.ModelJSON['modelTopology'];
+  format?: string;
+  specs: tf.io.WeightsManifestEntry[];
+  data: Uint8Array;
+}
+
+/** Reads a tfjs-layers model.json and its shards (relative to it) from a bundle source. */
+export async function readModelFile(source: BundleSource, modelPath: string): Promise<ModelFile> {
+  const json = JSON.parse(new TextDecoder().decode(await source.read(modelPath))) as tf.io.ModelJSON;
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new Error(`${modelPath} is not a tfjs-layers model.json (no modelTopology / weightsManifest)`);
+  }
+  const dir = dirname(modelPath);
+  const specs = json.weightsManifest.flatMap((g) => g.weights);
+  const buffers = await Promise.all(json.weightsManifest.flatMap((g) => g.paths.map((p) => source.read(joinPath(dir, p)))));
+  if (buffers.length === 1) return { topology: json.modelTopology, format: json.format, specs, data: buffers[0] };
+  const data = new Uint8Array(buffers.reduce((a, b) => a + b.byteLength, 0));
+  let o = 0;
+  for (const b of buffers) {
+    data.set(b, o);
+    o += b.byteLength;
+  }
+  return { topology: json.modelTopology, format: json.format, specs, data };
+}
+
 /** Loads a tfjs-layers model.json (and its shards, relative to it) from a bundle source. */
 export async function loadLayersModel(source: BundleSource, modelPath: string): Promise<tfl.LayersModel> {
-  const handler: tf.io.IOHandler = {
-    load: async () => {
-      const json = JSON.parse(new TextDecoder().decode(await source.read(modelPath))) as tf.io.ModelJSON;
-      if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-        throw new Error(`${modelPath} is not a tfjs-layers model.json (no modelTopology / weightsManifest)`);
-      }
-      const dir = dirname(modelPath);
-      const specs: tf.io.WeightsManifestEntry[] = [];
-      const buffers: Uint8Array[] = [];
-      for (const group of json.weightsManifest) {
-        specs.push(...group.weights);
-        for (const p of group.paths) buffers.push(await source.read(joinPath(dir, p)));
-      }
-      const total = buffers.reduce((a, b) => a + b.byteLength, 0);
-      const data = new Uint8Array(total);
-      let o = 0;
-      for (const b of buffers) {
-        data.set(b, o);
-        o += b.byteLength;
-      }
-      return { modelTopology: withZeroInitializers(json.modelTopology), weightSpecs: specs, weightData: data.buffer, format: json.format };
-    },
-  };
+  return layersModelFrom(await readModelFile(source, modelPath));
+}
+
+/** Builds the tfjs-layers model of a model file read by `readModelFile`. */
+export async function layersModelFrom(file: ModelFile): Promise<tfl.LayersModel> {
+  const { topology, specs, data } = file;
+  const weightData = (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer) as ArrayBuffer;
+  const handler: tf.io.IOHandler = { load: async () => ({ modelTopology: withZeroInitializers(topology), weightSpecs: specs, weightData, format: file.format }) };
   // strict (the default): every weight must come from the file, so no initializer value survives.
   return tfl.loadLayersModel(handler, { strict: true });
 }

@@ -45,7 +45,71 @@ export function featureRowSize(w: DecoderWeights): number {
 
 /** The live weights of a decoder built by `buildDecoder` (variables, not copies). */
 export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
-  const vars = (name: string) => model.getLayer(name).weights.map((w) => w.read());
+  const gridInput = model.inputs.find((i) => i.name.startsWith('grid'));
+  const [cells] = (gridInput?.shape.slice(1) ?? []) as number[];
+  const scale = model.layers.some((l) => l.name === DECODER_LAYER_NAMES.attScale) ? (model.getLayer(DECODER_LAYER_NAMES.attScale).getConfig().scale as number) : undefined;
+  return assembleDecoderWeights((name) => model.getLayer(name).weights.map((w) => w.read()), gridInput ? { cells, temperature: scale } : null);
+}
+
+/** Each decoder layer's weights, in tfjs-layers' order, as `name/kernel`… in a model file. */
+const WEIGHT_NAMES: Record<string, string[]> = {
+  [DECODER_LAYER_NAMES.embedding]: ['embeddings'],
+  [DECODER_LAYER_NAMES.lstm]: ['kernel', 'recurrent_kernel', 'bias'],
+  [DECODER_LAYER_NAMES.attQuery]: ['kernel'],
+  [DECODER_LAYER_NAMES.attOut]: ['kernel'],
+};
+
+/**
+ * The decoder's weights from a model file's named tensors (`decodeWeightData`) and its topology,
+ * without building a tfjs-layers model. Throws naming a missing weight.
+ */
+export function decoderWeightsFromFile(topology: unknown, weights: ReadonlyMap<string, tf.Tensor>): DecoderWeights {
+  const layers = (((topology as { model_config?: unknown })?.model_config ?? topology) as { config?: { layers?: { name: string; class_name: string; config: Record<string, unknown> }[] } }).config?.layers ?? [];
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const gridShape = byName.get('grid')?.config.batch_input_shape as number[] | undefined;
+  const scale = byName.get(DECODER_LAYER_NAMES.attScale)?.config.scale as number | undefined;
+  const vars = (layer: string) =>
+    (WEIGHT_NAMES[layer] ?? ['kernel', 'bias']).map((w) => {
+      const t = weights.get(`${layer}/${w}`);
+      if (!t) throw new Error(`the decoder has no weight '${layer}/${w}'`);
+      return t;
+    });
+  return assembleDecoderWeights(vars, gridShape ? { cells: gridShape[1], temperature: scale } : null);
+}
+
+/**
+ * What does not fit among a decoder's weight shapes (empty when all do): a model file is read
+ * without tfjs-layers checking it, so a malformed one is caught here, not mid-caption.
+ */
+export function decoderShapeProblems(w: DecoderWeights): string[] {
+  const [V, E] = w.embedding.shape;
+  const U = w.lstm.recurrentKernel.shape[0];
+  const F = w.initH.kernel.shape[0];
+  const M = w.merge.kernel.shape[1];
+  const expect: [string, tf.Tensor, number[]][] = [
+    ['lstm kernel', w.lstm.kernel, [E, 4 * U]],
+    ['lstm recurrent kernel', w.lstm.recurrentKernel, [U, 4 * U]],
+    ['lstm bias', w.lstm.bias, [4 * U]],
+    ['init_h kernel', w.initH.kernel, [F, U]],
+    ['init_h bias', w.initH.bias, [U]],
+    ['init_c kernel', w.initC.kernel, [F, U]],
+    ['init_c bias', w.initC.bias, [U]],
+    ['image_proj kernel', w.imageProj.kernel, [F, U]],
+    ['image_proj bias', w.imageProj.bias, [U]],
+    ['merge_dense kernel', w.merge.kernel, [U, M]],
+    ['merge_dense bias', w.merge.bias, [M]],
+    ['logits kernel', w.logits.kernel, [M, V]],
+    ['logits bias', w.logits.bias, [V]],
+  ];
+  const a = w.attention;
+  if (a) {
+    const S = a.config.size;
+    expect.push(['att_grid bias', a.grid.bias, [S]], ['att_query kernel', a.query, [U, S]], ['att_gate kernel', a.gate.kernel, [U, S]], ['att_gate bias', a.gate.bias, [S]], ['att_out kernel', a.out, [S, U]]);
+  }
+  return expect.filter(([, t, shape]) => t.shape.join() !== shape.join()).map(([what, t, shape]) => `decoder ${what} is [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+}
+
+function assembleDecoderWeights(vars: (layer: string) => tf.Tensor[], grid: { cells: number; temperature?: number } | null): DecoderWeights {
   const [hK, hB] = vars(DECODER_LAYER_NAMES.initH);
   const [cK, cB] = vars(DECODER_LAYER_NAMES.initC);
   const [pK, pB] = vars(DECODER_LAYER_NAMES.imageProj);
@@ -53,19 +117,17 @@ export function decoderWeights(model: tfl.LayersModel): DecoderWeights {
   const [emb] = vars(DECODER_LAYER_NAMES.embedding);
   const [lK, lR, lB] = vars(DECODER_LAYER_NAMES.lstm);
   const [oK, oB] = vars(DECODER_LAYER_NAMES.logits);
-  const gridInput = model.inputs.find((i) => i.name.startsWith('grid'));
   let attention: AttentionWeights | undefined;
-  if (gridInput) {
+  if (grid) {
     const [gK, gB] = vars(DECODER_LAYER_NAMES.attGrid);
     const [qK] = vars(DECODER_LAYER_NAMES.attQuery);
     const [aK, aB] = vars(DECODER_LAYER_NAMES.attGate);
     const [outK] = vars(DECODER_LAYER_NAMES.attOut);
-    const [cells, channels] = gridInput.shape.slice(1) as number[];
+    const { cells, temperature } = grid;
     const side = Math.round(Math.sqrt(cells));
-    const scale = model.layers.some((l) => l.name === DECODER_LAYER_NAMES.attScale) ? (model.getLayer(DECODER_LAYER_NAMES.attScale).getConfig().scale as number) : undefined;
     attention = {
-      // The layers model knows only the number of cells; grids are square (7×7) by construction.
-      config: { grid: [side, cells / side], channels, size: gK.shape[1] as number, ...(scale !== undefined ? { temperature: scale } : {}) },
+      // A model knows only the number of cells; grids are square (7×7) by construction.
+      config: { grid: [side, cells / side], channels: gK.shape[0] as number, size: gK.shape[1] as number, ...(temperature !== undefined ? { temperature } : {}) },
       pooledSize: hK.shape[0],
       grid: { kernel: gK as tf.Tensor2D, bias: gB as tf.Tensor1D },
       query: qK as tf.Tensor2D,
