@@ -20,14 +20,13 @@ export class ModelStore {
   private manifestHash: Promise<string> | null = null;
   private manifestBytes: Promise<Uint8Array> | null = null;
 
-  /** manifest.json, read once per isolate: the cache key and the model load share it (one asset read fewer on a cold miss). */
+  /**
+   * manifest.json, read once per isolate: the cache key and the model load share it (one asset read
+   * fewer on a cold miss). A failed read is kept until the load it fails is over (`get` forgets it
+   * then), so a request with a broken bundle reads it once, not once for the key and once to load.
+   */
   private readManifest(): Promise<Uint8Array> {
-    this.manifestBytes ??= this.source()
-      .read('manifest.json')
-      .catch((e: unknown) => {
-        this.manifestBytes = null;
-        throw e;
-      });
+    this.manifestBytes ??= this.source().read('manifest.json');
     return this.manifestBytes;
   }
 
@@ -55,13 +54,16 @@ export class ModelStore {
   }
 
   /**
-   * Starts the load without waiting for it, kept alive by `waitUntil` so a request that ends first
-   * (an error, a cache hit) cannot leave it half done; a failure is reported by the next `get()`.
+   * Starts the load and returns it without waiting, kept alive by `waitUntil` so a request that
+   * ends first (a bad upload) cannot leave it half done. The caller awaits the returned load, not a
+   * new `get()`: after a failed load that would start a second one within the same request.
    */
-  start(waitUntil: ((p: Promise<unknown>) => void) | null): void {
-    if (this.loaded) return; // every warm request passes here: nothing to schedule
-    const p = this.get().catch(() => undefined);
-    waitUntil?.(p);
+  start(waitUntil: ((p: Promise<unknown>) => void) | null): Promise<Captioner> {
+    if (this.loaded) return Promise.resolve(this.loaded); // every warm request passes here: nothing to schedule
+    const p = this.get();
+    p.catch(() => undefined); // reported to whoever awaits it; not an unhandled rejection meanwhile
+    waitUntil?.(p.catch(() => undefined));
+    return p;
   }
 
   /**

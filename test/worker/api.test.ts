@@ -274,6 +274,14 @@ describe('model lifecycle', () => {
   it('answers 503 with a clear message when the bundle is missing or invalid, and loads once', async () => {
     const broken = createApp({ bundleSource: () => memorySource(new Map(), 'empty') });
     expect(await expectError(await broken.request('/v1/captions', { method: 'POST', body: jpegOf(32, 32), headers: { 'Content-Type': 'image/jpeg' } }, env), 503, 'model_unavailable')).toMatch(/manifest\.json/);
+    // One load attempt and one manifest read per request, and the next request tries again.
+    let manifestReads = 0;
+    const unreadable = createApp({ bundleSource: () => ({ description: 'unreadable', read: async (p) => { if (p === 'manifest.json') manifestReads++; throw new Error(`no ${p}`); } }) });
+    // With the response cache on, the cache key and the load share that one read.
+    for (const [n, ttl] of [[1, '0'], [2, '0'], [3, '60'], [4, '60']] as const) {
+      await expectError(await unreadable.request('/v1/captions', { method: 'POST', body: jpegOf(32, 32), headers: { 'Content-Type': 'image/jpeg' } }, { ...env, CACHE_TTL_SECONDS: ttl }), 503, 'model_unavailable');
+      expect(manifestReads).toBe(n);
+    }
     // Bad input still gets its own 4xx, without touching the model.
     await expectError(await broken.request('/v1/captions', { method: 'POST', body: new Uint8Array(5), headers: { 'Content-Type': 'image/png' } }, env), 415, 'unsupported_media_type');
 

@@ -128,7 +128,7 @@ export const captionsRoute = new Hono<AppEnv>()
       return c.body(cached, 200, { 'Content-Type': 'application/json' });
     }
     // A miss needs the model: start loading it now, so its reads overlap the JPEG decode.
-    c.get('models').start(waitUntilOf(c));
+    const loading = c.get('models').start(waitUntilOf(c));
     let captioner: Captioner | null = null;
     const results: (CaptionResponse | CaptionError)[] = [];
     let firstError: ApiError | null = null;
@@ -140,7 +140,7 @@ export const captionsRoute = new Hono<AppEnv>()
         const decodeMs = now() - t0;
         if (log) (log.imageSizes ??= []).push(`${image.width}x${image.height}`);
         if (!captioner) {
-          captioner = await c.get('models').get();
+          captioner = await loading;
           try {
             captioner.resolve(options);
           } catch (e) {
