@@ -7,6 +7,7 @@ import { accessControl, corsFromEnv, type AccessBindings } from './access';
 import { assetsSource } from './assets-source';
 import { requestLog, type LogFields } from './request-log';
 import { ApiError, errorResponse } from './errors';
+import { isolateWarmup } from './isolate-warmup';
 import { ModelStore } from './model-store';
 import { captionsRoute } from './routes/captions';
 import { OPENAPI } from './openapi';
@@ -91,6 +92,7 @@ export function createApp(options: AppOptions = {}) {
         wasmMemoryBytes: store.current ? wasmMemoryBytes() : null,
         // Where this isolate's model load went (ms). On Cloudflare the clock only advances across I/O, so there CPU-only phases read 0.
         load: store.loadBreakdown,
+        isolateWarmup,
       });
     });
 

@@ -182,6 +182,13 @@ export const OPENAPI = {
               { type: 'object', required: ['backendMs', 'readMs', 'buildMs', 'warmupMs'], additionalProperties: false, properties: { backendMs: ms, readMs: ms, buildMs: ms, warmupMs: ms } },
             ],
           },
+          isolateWarmup: {
+            description: "The isolate's start-up warm-up (a tiny bundle and photo captioned in global scope): its wall time in ms (null until done; on Cloudflare the clock does not advance during it, so 0) or why it failed.",
+            type: 'object',
+            required: ['ms', 'error'],
+            additionalProperties: false,
+            properties: { ms: { type: ['number', 'null'] }, error: { type: ['string', 'null'] } },
+          },
         },
       },
     },

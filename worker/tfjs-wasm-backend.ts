@@ -92,14 +92,13 @@ async function withPrecompiledModule<T>(run: () => Promise<T>): Promise<T> {
 
   wasmApi.instantiate = function (...args: unknown[]) {
     if (args[0] !== SENTINEL) return prevInstantiate.apply(WebAssembly, args);
-    return prevInstantiate.call(WebAssembly, simdModule, args[1]).then(
-      // instantiate(Module) resolves to an Instance; tfjs' hook expects {instance, module}.
-      (instance) => ({ instance, module: simdModule }),
-      (e: unknown) => {
-        fail(new Error(`instantiating the precompiled SIMD module failed: ${describe(e)}`));
-        return new Promise<never>(() => {});
-      },
-    );
+    // Synchronous: then the whole init is promise reactions, which can finish in global scope.
+    try {
+      return Promise.resolve({ instance: new WebAssembly.Instance(simdModule, args[1] as WebAssembly.Imports), module: simdModule });
+    } catch (e) {
+      fail(new Error(`instantiating the precompiled SIMD module failed: ${describe(e)}`));
+      return new Promise<never>(() => {});
+    }
   };
 
   try {

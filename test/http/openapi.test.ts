@@ -55,7 +55,10 @@ describe('OpenAPI 3.1 description', () => {
     await check('/v1/captions', 'post', { body: new Uint8Array(100).fill(7), headers: jpegHeaders }, 415);
     await check('/v1/captions', 'post', { body: photo(3), headers: { 'Content-Type': 'image/gif' } }, 415);
     await check('/v1/model', 'get', {}, 200);
-    await check('/healthz', 'get', {}, 200);
+    const health = (await check('/healthz', 'get', {}, 200)) as any;
+    // The isolate warmed up in its global scope, before its first request, and that did not fail.
+    expect(health.isolateWarmup.error).toBeNull();
+    expect(health.isolateWarmup.ms).toBeGreaterThan(0);
     // The schemas are strict enough to catch a wrong answer.
     const validate = validatorFor('/v1/captions', 'post', 200);
     expect(validate({ ...one, score: '−1' })).toBe(false);

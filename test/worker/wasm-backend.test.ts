@@ -5,10 +5,18 @@ import { initWasmBackend } from '../../worker/tfjs-wasm-backend';
 describe('tfjs wasm backend inside workerd', () => {
   it('initialises once for concurrent callers, with SIMD, and restores the hooked globals', async () => {
     const spied = WebAssembly.instantiate;
+    const Instance = WebAssembly.Instance;
     let moduleInstantiations = 0;
     (WebAssembly as { instantiate: unknown }).instantiate = function (...args: unknown[]) {
       if (args[0] instanceof WebAssembly.Module) moduleInstantiations++;
       return (spied as (...a: unknown[]) => unknown).apply(WebAssembly, args);
+    };
+    // The precompiled module is instantiated synchronously (so init can finish in global scope).
+    (WebAssembly as { Instance: unknown }).Instance = class extends Instance {
+      constructor(m: WebAssembly.Module, imports?: WebAssembly.Imports) {
+        super(m, imports);
+        moduleInstantiations++;
+      }
     };
     const hooked = WebAssembly.instantiate;
     const fetchBefore = tf.env().platform?.fetch;
@@ -24,6 +32,7 @@ describe('tfjs wasm backend inside workerd', () => {
       if (fetchBefore) expect(tf.env().platform.fetch).toBe(fetchBefore);
     } finally {
       (WebAssembly as { instantiate: unknown }).instantiate = spied;
+      (WebAssembly as { Instance: unknown }).Instance = Instance;
     }
     expect(tf.getBackend()).toBe('wasm');
     expect(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')).toBe(true);
