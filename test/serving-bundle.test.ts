@@ -97,7 +97,11 @@ describe('serving bundle', () => {
     const residual = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 5, name: 'projection' }).apply(pooled) as tf.SymbolicTensor });
     for (const [encoder, path] of [[headed, 'ops'], [residual, 'layers']] as const) {
       const files = await writeBundle({ manifest, encoder, decoder, vocabulary: vocab, quantization: 'none' });
+      const before = tf.memory().numTensors;
       const serving = await loadServingBundle(memorySource(files));
+      // The encoder's weights live once: as named tensors (ops) or in the layers model, not both.
+      const decoderTensors = decoder.weights.length;
+      expect(tf.memory().numTensors - before).toBe(decoderTensors + encoder.weights.length);
       expect(serving.encoderPath).toBe(path);
       const x = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 6) as tf.Tensor4D;
       expect(maxDiff(serving.encode(x)[0], encoder.predict(x) as tf.Tensor)).toBeLessThan(1e-5);

@@ -124,7 +124,11 @@ export async function loadServingBundle(source: BundleSource): Promise<ServingBu
       vocabulary,
       model(manifest.encoder.modelPath, 'encoder', async (src, path): Promise<{ encode: ServingBundle['encode']; shapes: Pick<ModelShapes, 'encoderInput' | 'feature' | 'grid'>; layers?: tfl.LayersModel }> => {
         const file = await readModelFile(src, path);
-        const chain = chainEncoder(file.topology, keep(decodeWeightData(file.specs, file.data)));
+        const weights = decodeWeightData(file.specs, file.data);
+        const chain = chainEncoder(file.topology, weights);
+        // Not a chain: tfjs-layers builds its own tensors from the file, so these would only take memory.
+        if (!chain) tf.dispose([...weights.values()]);
+        else keep(weights);
         if (chain) {
           if (gridLayer && !chain.layerShape(gridLayer)) throw new BundleError(`encoder.grid.layer '${gridLayer}' is not a layer of the encoder`);
           return { encode: (x) => chain.run(x, gridLayer), shapes: { encoderInput: chain.inputShape, feature: chain.outputShape[chain.outputShape.length - 1], grid: gridLayer ? chain.layerShape(gridLayer) : undefined } };
