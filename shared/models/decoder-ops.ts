@@ -66,7 +66,7 @@ const WEIGHT_NAMES: Record<string, string[]> = {
 export function decoderWeightsFromFile(topology: unknown, weights: ReadonlyMap<string, tf.Tensor>): DecoderWeights {
   const layers = (((topology as { model_config?: unknown })?.model_config ?? topology) as { config?: { layers?: { name: string; class_name: string; config: Record<string, unknown> }[] } }).config?.layers ?? [];
   const byName = new Map(layers.map((l) => [l.name, l]));
-  const gridShape = byName.get('grid')?.config.batch_input_shape as number[] | undefined;
+  const gridShape = byName.get(DECODER_LAYER_NAMES.gridInput)?.config.batch_input_shape as number[] | undefined;
   const scale = byName.get(DECODER_LAYER_NAMES.attScale)?.config.scale as number | undefined;
   const vars = (layer: string) =>
     (WEIGHT_NAMES[layer] ?? ['kernel', 'bias']).map((w) => {

@@ -53,6 +53,8 @@ export const DECODER_LAYER_NAMES = {
   attGate: 'att_gate',
   attOut: 'att_out',
   attScale: 'att_scale',
+  /** The attention decoder's grid input. */
+  gridInput: 'grid',
 } as const;
 
 /**
@@ -102,7 +104,7 @@ export function buildDecoder(cfg: DecoderConfig, opts: { seed?: number } = {}): 
   const inputs = [features, tokens];
   if (cfg.attention) {
     const a = cfg.attention;
-    const grid = tfl.input({ shape: [gridCells(a), a.channels], name: 'grid' });
+    const grid = tfl.input({ shape: [gridCells(a), a.channels], name: DECODER_LAYER_NAMES.gridInput });
     inputs.splice(1, 0, grid);
     const g = tfl.layers.dropout({ rate: cfg.dropout, name: 'grid_dropout' }).apply(grid) as tfl.SymbolicTensor;
     const v = tfl.layers.dense({ units: a.size, kernelInitializer: glorot(), name: DECODER_LAYER_NAMES.attGrid }).apply(g) as tfl.SymbolicTensor;

@@ -27,9 +27,9 @@ const ACTIVATIONS = new Set<string>(['linear', 'relu', 'relu6', 'sigmoid']);
 
 /**
  * The encoder of a tfjs-layers topology and its named weights, when the topology is a chain of
- * layers this file runs (InputLayer, Conv2D, MaxPooling2D, AveragePooling2D,
- * GlobalAveragePooling2D, Dense, ReLU, Dropout); null otherwise, so the caller can fall back to
- * tfjs-layers (e.g. an imported TFLite classifier with residual adds).
+ * the layers the compact VGG16 exports (InputLayer, Conv2D, MaxPooling2D, GlobalAveragePooling2D,
+ * Dense); null otherwise, so the caller falls back to tfjs-layers (e.g. an imported TFLite
+ * classifier with residual adds).
  */
 export function chainEncoder(topology: unknown, weights: ReadonlyMap<string, tf.Tensor>): ChainEncoder | null {
   const layers = chainLayers(topology);
@@ -62,18 +62,13 @@ export function chainEncoder(topology: unknown, weights: ReadonlyMap<string, tf.
   };
 }
 
-/** The layers in order when each takes the previous one's output (Sequential, or a functional chain); else null. */
+/** The layers in order when each takes the previous one's output (a functional chain); else null. */
 function chainLayers(topology: unknown): (Json & { name: string; class_name: string })[] | null {
   const t = topology as Json | null;
   const model = (t?.model_config as Json | undefined) ?? t;
   const config = model?.config as Json | undefined;
   const layers = config?.layers as (Json & { name: string; class_name: string })[] | undefined;
-  if (!Array.isArray(layers) || !layers.length) return null;
-  if (model?.class_name === 'Sequential') {
-    // A Sequential model's first layer carries the input shape; give it an InputLayer like a functional model.
-    const shape = (layers[0].config as Json).batch_input_shape;
-    return shape ? [{ name: 'input', class_name: 'InputLayer', config: { batch_input_shape: shape } }, ...layers] : null;
-  }
+  if (!Array.isArray(layers) || !layers.length || model?.class_name === 'Sequential') return null;
   for (let i = 1; i < layers.length; i++) {
     const inbound = layers[i].inbound_nodes as unknown[][][] | undefined;
     if (!Array.isArray(inbound) || inbound.length !== 1 || inbound[0].length !== 1 || inbound[0][0][0] !== layers[i - 1].name) return null;
@@ -99,13 +94,6 @@ function stepOf(layer: Json & { name: string; class_name: string }, [h, w, c]: n
   const activation = (cfg.activation ?? 'linear') as string;
   const bias = cfg.use_bias === false ? undefined : weights.get(`${name}/bias`);
   switch (layer.class_name) {
-    case 'Dropout':
-      return { name, shape: [h, w, c].filter((d) => d !== undefined), run: (x) => x };
-    case 'ReLU': {
-      const max = cfg.max_value ?? null;
-      if ((max !== null && max !== 6) || (cfg.negative_slope ?? 0) !== 0 || (cfg.threshold ?? 0) !== 0) return null;
-      return { name, shape: [h, w, c].filter((d) => d !== undefined), run: (x) => (max === 6 ? tf.relu6(x) : tf.relu(x)) };
-    }
     case 'Conv2D': {
       const kernel = weights.get(`${name}/kernel`);
       const k = pair(cfg.kernel_size);
@@ -119,13 +107,11 @@ function stepOf(layer: Json & { name: string; class_name: string }, [h, w, c]: n
         run: (x) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: kernel as tf.Tensor4D, strides: s, pad: padding, bias, activation: activation as Activation }),
       };
     }
-    case 'MaxPooling2D':
-    case 'AveragePooling2D': {
+    case 'MaxPooling2D': {
       const p = pair(cfg.pool_size ?? 2);
       const s = pair(cfg.strides ?? cfg.pool_size ?? 2);
       if (!p || !s || !padding || !channelsLast) return null;
-      const pool = layer.class_name === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
-      return { name, shape: [outSize(h, p[0], s[0], padding), outSize(w, p[1], s[1], padding), c], run: (x) => pool(x as tf.Tensor4D, p, s, padding) };
+      return { name, shape: [outSize(h, p[0], s[0], padding), outSize(w, p[1], s[1], padding), c], run: (x) => tf.maxPool(x as tf.Tensor4D, p, s, padding) };
     }
     case 'GlobalAveragePooling2D':
       if (!channelsLast || cfg.keepdims === true || w === undefined) return null;
