@@ -1,5 +1,6 @@
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from './manifest';
-import { quantizeWeights } from './quantize';
+import type * as tf from '@tensorflow/tfjs-core';
+import { toFloat16, UINT8_MIN_ELEMENTS } from './quantize';
 
 /**
  * A 24×16 baseline JPEG (a colour gradient, quality 80; jpeg-js's encoder, see
@@ -26,18 +27,26 @@ export function warmupBundle(): Map<string, Uint8Array> {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       return ((s >>> 8) / 2 ** 24 - 0.5) * 2 * scale;
     });
+  // Written straight in the stored forms (uint8 for large tensors, float16 for small), as an
+  // exported uint8 bundle stores them: no quantization search at every isolate start.
   const modelFile = (topology: unknown, weights: [string, number[]][]) => {
-    const specs = weights.map(([name, shape]) => ({ name, shape, dtype: 'float32' as const }));
-    const data = new Float32Array(specs.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0));
-    let o = 0;
-    for (const w of specs) {
-      const n = w.shape.reduce((x, y) => x * y, 1);
-      data.set(values(n, 0.5), o);
-      o += n;
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const chunks: Uint8Array[] = [];
+    for (const [name, shape] of weights) {
+      const n = shape.reduce((x, y) => x * y, 1);
+      const v = values(n, 0.5);
+      if (n >= UINT8_MIN_ELEMENTS) {
+        specs.push({ name, shape, dtype: 'float32', quantization: { dtype: 'uint8', min: -0.5, scale: 1 / 255 } });
+        chunks.push(Uint8Array.from(v, (x) => Math.round((x + 0.5) * 255)));
+      } else {
+        specs.push({ name, shape, dtype: 'float32', quantization: { dtype: 'float16' } });
+        chunks.push(new Uint8Array(toFloat16(v).buffer));
+      }
     }
-    const q = quantizeWeights(specs, data.buffer, 'uint8');
-    const json = { format: 'layers-model', modelTopology: topology, weightsManifest: [{ paths: ['weights.bin'], weights: q.specs }] };
-    return [enc.encode(JSON.stringify(json)), new Uint8Array(q.data)] as const;
+    const data = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
+    chunks.reduce((o, c) => (data.set(c, o), o + c.byteLength), 0);
+    const json = { format: 'layers-model', modelTopology: topology, weightsManifest: [{ paths: ['weights.bin'], weights: specs }] };
+    return [enc.encode(JSON.stringify(json)), data] as const;
   };
 
   const chain: [string, string, Record<string, unknown>][] = [
