@@ -11,9 +11,11 @@
  * With `--against <checkout>` (another working tree with node_modules, e.g. `git worktree add
  * /tmp/base HEAD~1`) each run starts that tree's worker and then this one's, alternately, so both
  * see the same machine load (both serve this tree's assets/, so only the worker code differs); it
- * prints both medians and the median of the pairwise differences.
+ * prints both medians and the median of the pairwise differences. `--against bare` compares with
+ * plain `wrangler dev` of this tree (devtools inspector on, no front server) instead.
  *   npx tsx bench/cold-start.ts                  # 5 cold starts, 10 warm requests each
  *   npx tsx bench/cold-start.ts --runs 9 --against /tmp/base --out runs/bench-cold-start-ab.json
+ *   npx tsx bench/cold-start.ts --runs 7 --against bare
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -31,11 +33,14 @@ interface Run {
   firstMs: number;
   firstServerMs: number;
   warmMs: number;
+  /** The isolate's start-up warm-up (global scope, before the first request), from /healthz. */
+  startupMs: number | null;
   load: { backendMs: number; readMs: number; buildMs: number; warmupMs: number };
 }
 
 async function coldStart(tree: string): Promise<Run> {
-  const server = await startWranglerDev({ root: tree, assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
+  const bare = tree === 'bare';
+  const server = await startWranglerDev({ root: bare ? root : tree, bare, assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
   try {
     const post = async () => {
       const t0 = performance.now();
@@ -51,14 +56,14 @@ async function coldStart(tree: string): Promise<Run> {
     const first = await post();
     const warm: number[] = [];
     for (let k = 0; k < Number(args.warm); k++) warm.push((await post()).ms);
-    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { load: Run['load'] };
-    return { readyMs: server.readyMs, firstMs: first.ms, firstServerMs: first.serverMs, warmMs: median(warm), load: health.load };
+    const health = (await (await fetch(`${server.url}/healthz`)).json()) as { load: Run['load']; isolateWarmup?: { ms: number | null } };
+    return { readyMs: server.readyMs, firstMs: first.ms, firstServerMs: first.serverMs, warmMs: median(warm), startupMs: health.isolateWarmup?.ms ?? null, load: health.load };
   } finally {
     await server.stop();
   }
 }
 
-const trees = args.against ? { before: resolve(args.against), this: root } : { this: root };
+const trees = args.against ? { before: args.against === 'bare' ? 'bare' : resolve(args.against), this: root } : { this: root };
 const runs: Record<string, Run[]> = Object.fromEntries(Object.keys(trees).map((k) => [k, []]));
 for (let i = 0; i < Number(args.runs); i++) {
   for (const [name, tree] of Object.entries(trees)) {
@@ -67,7 +72,7 @@ for (let i = 0; i < Number(args.runs); i++) {
     const l = run.load;
     console.log(
       `run ${i + 1}${args.against ? ` (${name})` : ''}: ready ${run.readyMs} ms; first request ${run.firstMs.toFixed(0)} ms (${(run.firstMs / run.warmMs).toFixed(1)}× warm ${run.warmMs.toFixed(1)} ms); ` +
-        `load: backend ${l.backendMs} + read ${l.readMs.toFixed(0)} + build ${l.buildMs.toFixed(0)} + warm-up ${l.warmupMs.toFixed(0)} ms`,
+        `load: backend ${l.backendMs} + read ${l.readMs.toFixed(0)} + build ${l.buildMs.toFixed(0)} + warm-up ${l.warmupMs.toFixed(0)} ms; isolate start-up warm-up ${run.startupMs ?? '?'} ms`,
     );
   }
 }
@@ -82,6 +87,7 @@ const medians = (rs: Run[]) => {
     readMs: m((r) => r.load.readMs),
     buildMs: m((r) => r.load.buildMs),
     warmupMs: m((r) => r.load.warmupMs),
+    startupMs: m((r) => r.startupMs ?? NaN),
   };
 };
 const summary: Record<string, unknown> = { date: new Date().toISOString(), runs: Number(args.runs), trees, median: Object.fromEntries(Object.entries(runs).map(([k, rs]) => [k, medians(rs)])), all: runs };
@@ -89,7 +95,7 @@ for (const [name, rs] of Object.entries(runs)) {
   const s = medians(rs);
   console.log(
     `median of ${rs.length}${args.against ? ` (${name}: ${trees[name as keyof typeof trees]})` : ''}: first request ${s.firstMs.toFixed(0)} ms = ${s.firstOverWarm.toFixed(1)}× warm (${s.warmMs.toFixed(1)} ms); ` +
-      `load: backend ${s.backendMs} + read ${s.readMs.toFixed(0)} + build ${s.buildMs.toFixed(0)} + warm-up ${s.warmupMs.toFixed(0)} ms`,
+      `load: backend ${s.backendMs} + read ${s.readMs.toFixed(0)} + build ${s.buildMs.toFixed(0)} + warm-up ${s.warmupMs.toFixed(0)} ms; isolate start-up ${s.startupMs.toFixed(0)} ms`,
   );
 }
 if (args.against) {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startDevServe, startWranglerDev } from '../test/helpers/wrangler-dev';
+import { startWranglerDev } from '../test/helpers/wrangler-dev';
 import { photoJpeg } from './images';
 import { median } from './stats';
 
@@ -41,19 +41,19 @@ function measure(url: string): { plainMs: number; noExpectMs: number } {
 
 try {
   console.log(`upload: ${(photo.byteLength / 2 ** 20).toFixed(2)} MB JPEG (3600×2700); median of ${args.runs}`);
-  const bare = await startWranglerDev({ assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
+  const bare = await startWranglerDev({ bare: true, assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
   let before;
   try {
     before = measure(bare.url);
   } finally {
     await bare.stop();
   }
-  const serve = await startDevServe(['--var', 'CACHE_TTL_SECONDS:0']);
+  const serve = await startWranglerDev({ assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
   let after;
   try {
     after = measure(serve.url);
   } finally {
-    serve.stop();
+    await serve.stop();
   }
   for (const [label, m] of [['wrangler dev (before)', before], ['npm start (after)', after]] as const) {
     console.log(`${label}: plain curl ${m.plainMs.toFixed(0)} ms, with -H 'Expect:' ${m.noExpectMs.toFixed(0)} ms, ratio ${(m.plainMs / m.noExpectMs).toFixed(2)}`);

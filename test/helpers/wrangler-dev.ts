@@ -11,13 +11,19 @@ export interface DevServer {
 }
 
 /**
- * Starts `wrangler dev` (workerd) on 127.0.0.1, optionally serving another assets folder, or the
- * worker of another checkout (`root`, e.g. a `git worktree` of an older commit, for A/B benchmarks).
+ * Starts `npm start`'s server (dev/serve.ts: wrangler's local workerd, devtools inspector off,
+ * behind the front server that answers `Expect: 100-continue`) on 127.0.0.1, optionally serving
+ * another assets folder, or the server of another checkout (`root`, e.g. a `git worktree` of an
+ * older commit, for A/B benchmarks). `bare` starts plain `wrangler dev` instead (inspector on, no
+ * front server), for comparisons with it.
  */
-export async function startWranglerDev(opts: { assetsDir?: string; root?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug'; vars?: Record<string, string> } = {}): Promise<DevServer> {
+export async function startWranglerDev(opts: { assetsDir?: string; root?: string; timeoutMs?: number; logLevel?: 'warn' | 'info' | 'log' | 'debug'; vars?: Record<string, string>; bare?: boolean } = {}): Promise<DevServer> {
   const port = await freePort();
   const root = opts.root ?? resolve(import.meta.dirname, '..', '..');
-  const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--log-level', opts.logLevel ?? 'warn'];
+  const args = opts.bare
+    ? ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort())]
+    : ['tsx', 'dev/serve.ts', '--port', String(port), '--no-watch'];
+  args.push('--log-level', opts.logLevel ?? 'warn');
   if (opts.assetsDir) args.push('--assets', opts.assetsDir);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('--var', `${k}:${v}`);
   const t0 = Date.now();
@@ -86,31 +92,3 @@ export async function tinyAssets(opts: { pageHtml?: string; files?: Record<strin
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(assets, name), content);
   return assets;
 }
-
-/**
- * `npm start`'s server (dev/serve.ts: wrangler dev behind the front server that answers
- * `Expect: 100-continue`) on a free port, ready when /healthz answers. Extra arguments go to serve.ts.
- */
-export async function startDevServe(args: string[] = [], timeoutMs = 90_000): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn('npx', ['tsx', 'dev/serve.ts', '--port', String(port), ...args], { cwd: resolve(import.meta.dirname, '..', '..'), stdio: 'ignore', detached: true });
-  const url = `http://127.0.0.1:${port}`;
-  const stop = () => {
-    try {
-      process.kill(-child.pid!, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-  };
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, stop };
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  stop();
-  throw new Error(`dev/serve.ts did not answer within ${timeoutMs} ms`);
-}
-

@@ -2,13 +2,13 @@ import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevServe, tinyAssets } from '../helpers/wrangler-dev';
+import { startWranglerDev, tinyAssets, type DevServer } from '../helpers/wrangler-dev';
 
 /**
  * `npm start` (dev/serve.ts): workerd behind a Node front server that answers
  * `Expect: 100-continue` at once (curl asks for it on bodies over 1 MB and otherwise waits 1 s).
  */
-let server: { url: string; stop: () => void };
+let server: DevServer;
 let assets: string;
 let port: number;
 const photo = Buffer.from(jpeg.encode({ width: 64, height: 48, data: new Uint8Array(64 * 48 * 4).map((_, i) => (i * 37) % 256) }, 90).data);
@@ -45,11 +45,11 @@ function exchange(headers: string, body: Buffer, waitForContinue: boolean): Prom
 describe('npm start: dev/serve.ts in front of wrangler dev', () => {
   beforeAll(async () => {
     assets = await tinyAssets();
-    server = await startDevServe(['--assets', assets]);
+    server = await startWranglerDev({ assetsDir: assets });
     port = Number(new URL(server.url).port);
   }, 120_000);
-  afterAll(() => {
-    server?.stop();
+  afterAll(async () => {
+    await server?.stop();
     rmSync(assets, { recursive: true, force: true });
   });
 
