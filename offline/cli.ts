@@ -84,6 +84,7 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
   .option('--eval-images <n>', 'dev images for the final bundle evaluation (0 = all)', int, 0)
   .option('--seed <n>', 'random seed', int, d.seed)
   .option('--init-from <run>', 'start from a finished decoder run (its vocabulary and best weights)')
+  .option('--extra-captions <csv>', 'more training captions for train photos, an image,caption CSV (e.g. offline:teacher-captions output)')
   .option('--quantizations <list>', `bundles to export and score, comma-separated (${QUANTIZATIONS.join(', ')})`, quantizationList, ['none', 'uint8'])
   .option('--no-export', 'skip export and bundle evaluation')
   .action(async (f) => {
@@ -121,6 +122,34 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
       quantizations: f.quantizations,
       evalImages: f.evalImages,
       initFrom: f.initFrom,
+      extraCaptions: f.extraCaptions,
+    });
+  });
+
+program
+  .command('teacher-captions')
+  .description("caption every train photo with a (stronger) bundle's decoder from cached features: an image,caption CSV for train --extra-captions (sequence-level distillation)")
+  .requiredOption('--from <bundle>', 'the teacher bundle, e.g. runs/<run>/bundle-none')
+  .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
+  .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
+  .option('--grid-layer <name>', "layer of --encoder an attention decoder reads (default: the bundle's encoder.grid.layer)")
+  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
+  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
+  .option('--beam <n>', 'beam width', int, 3)
+  .option('--out <dir>', 'where to write captions.csv and summary.json (default: a new run folder)')
+  .action(async (f) => {
+    const { teacherCaptionsCommand } = await import('./commands/teacher-captions');
+    await teacherCaptionsCommand({
+      dataPath: program.opts().data,
+      from: f.from,
+      encoderModel: f.encoder,
+      encoderLayer: f.layer,
+      gridLayer: f.gridLayer,
+      normalization: f.normalization && normalizationFor(f.normalization, f.encoder ?? f.from),
+      cacheDir: f.cache,
+      runsDir: paths.runsDir,
+      outDir: f.out,
+      beam: f.beam,
     });
   });
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SPECIAL_TOKENS, Vocabulary } from '../shared/text/vocabulary';
 import { parseCsv, readCaptionsCsv, readDataset, readFlickr8k } from '../offline/data/captions';
 import { readGlove } from '../offline/data/glove';
+import { captionsCsv, readExtraCaptions, withExtraCaptions } from '../offline/data/extra-captions';
 
 let tmp: string;
 beforeAll(() => {
@@ -117,5 +118,22 @@ describe('GloVe', () => {
     writeFileSync(f, 'dog 1 2 3\ncat 1 2\nball 1 2 3\n');
     await expect(readGlove(f, vocab)).rejects.toThrow(/glove-bad\.txt:2: expected a word and 3 numbers, got 2/);
     await expect(readGlove(join(tmp, 'glove.txt'), vocab, 100)).rejects.toThrow(/:1: expected a word and 100 numbers/);
+  });
+});
+
+describe('extra captions (sequence-level distillation)', () => {
+  it('round-trip through an image,caption CSV and join the human captions of train photos only', () => {
+    const csv = join(tmp, 'extra.csv');
+    writeFileSync(csv, captionsCsv([['a.jpg', 'a dog, running'], ['b.jpg', 'two "kids"'], ['a.jpg', 'a dog']]));
+    const extra = readExtraCaptions(csv, ['a.jpg', 'b.jpg', 'c.jpg']);
+    expect(extra).toEqual(new Map([['a.jpg', ['a dog, running', 'a dog']], ['b.jpg', ['two "kids"']]]));
+    const base = new Map([['a.jpg', ['a brown dog']], ['c.jpg', ['a cat']]]);
+    const merged = withExtraCaptions(base, extra);
+    expect(merged.get('a.jpg')).toEqual(['a brown dog', 'a dog, running', 'a dog']);
+    expect(merged.get('b.jpg')).toEqual(['two "kids"']);
+    expect(merged.get('c.jpg')).toEqual(['a cat']);
+    expect(base.get('a.jpg')).toEqual(['a brown dog']);
+    // A dev photo's caption would leak into the scores training is tuned on.
+    expect(() => readExtraCaptions(csv, ['a.jpg'])).toThrow(/'b\.jpg', which is not a train photo/);
   });
 });

@@ -14,6 +14,8 @@ import { scstCommand } from '../offline/commands/scst';
 import { initSource, trainCommand } from '../offline/commands/train';
 import { DEFAULT_DECODER_CONFIG, DEFAULT_FINETUNE_CONFIG, DEFAULT_SCST_CONFIG } from '../offline/config';
 import { finetuneCommand } from '../offline/commands/finetune';
+import { teacherCaptionsCommand } from '../offline/commands/teacher-captions';
+import { readExtraCaptions } from '../offline/data/extra-captions';
 import { readDataset } from '../offline/data/captions';
 import { loadBest } from '../offline/epochs';
 import { evaluateBundle } from '../offline/evaluate/evaluate-bundle';
@@ -23,6 +25,7 @@ import { precomputeFeatures } from '../offline/features/precompute';
 import { decoderWeights } from '../shared/models/decoder-ops';
 import { Vocabulary } from '../shared/text/vocabulary';
 import { serializeLayersModel } from '../shared/bundle/model-io';
+import { loadBundle } from '../shared/bundle/load';
 import { writeFileAtomic } from '../offline/fs-atomic';
 import { fileSource } from '../offline/fs-source';
 import { writeTinyFlickr, writeTinyGlove } from './helpers/tiny-dataset';
@@ -91,7 +94,7 @@ describe('offline pipeline end to end', () => {
     expect(tf.getBackend()).toBeTruthy();
   });
 
-  it('one feature cache per encoder whichever command fills it; training-time dev captions equal the bundle evaluation; SCST and --init-from a bundle', async () => {
+  it('one feature cache per encoder whichever command fills it; training-time dev captions equal the bundle evaluation; SCST, --init-from a bundle, and teacher captions of the train photos as extra training captions', async () => {
     const data = join(root, 'flickr2');
     writeTinyFlickr(data);
     const encoderDir = join(root, 'encoder2');
@@ -153,6 +156,26 @@ describe('offline pipeline end to end', () => {
     const fromBundle = join(root, 'from-bundle');
     await trainCommand({ ...common, glovePath: null, runDir: fromBundle, config: { ...config, epochs: 1, learningRate: 1e-4 }, export: false, quantizations: [], evalImages: 0, initFrom: join(scstDir, 'bundle-uint8') });
     expect(readFileSync(join(fromBundle, 'vocab.json'), 'utf8')).toBe(readFileSync(join(runDir, 'vocab.json'), 'utf8'));
+
+    // Sequence-level distillation: the SCST bundle captions every train photo (beam 3, from the
+    // cache), and those captions join the human ones in training.
+    const teacherCsv = await teacherCaptionsCommand({ ...common, from: join(scstDir, 'bundle-uint8'), outDir: join(root, 'teacher-captions'), beam: 3 });
+    expect(readdirSync(cacheDir)).toHaveLength(1);
+    const teacher = readExtraCaptions(teacherCsv, dataset.splits.train);
+    expect([...teacher.keys()].sort()).toEqual([...dataset.splits.train].sort());
+    const fe2 = await loadFeatureEncoder({ modelPath: encoderModel, normalization: UNIT_RANGE_NORMALIZATION });
+    const trainFeats = await precomputeFeatures({ dataset, names: dataset.splits.train, encoder: fe2, cacheDir });
+    const scstBundle = await loadBundle(fileSource(join(scstDir, 'bundle-uint8')));
+    const expected = captionFeatureSet(decoderWeights(scstBundle.decoder), scstBundle.vocabulary, { names: trainFeats.names, matrix: trainFeats.matrix, featureSize: 12 }, { beam: 3, maxLength: 8 });
+    expect(new Map([...teacher].map(([n, [c]]) => [n, c]))).toEqual(expected);
+    scstBundle.encoder.dispose();
+    scstBundle.decoder.dispose();
+    fe2.dispose();
+    const humanCaptions = dataset.splits.train.reduce((a, n) => a + (dataset.captions.get(n)?.length ?? 0), 0);
+    const distilled = join(root, 'distilled');
+    await trainCommand({ ...common, glovePath: null, runDir: distilled, config: { ...config, epochs: 1 }, export: false, quantizations: [], evalImages: 0, initFrom: runDir, extraCaptions: teacherCsv });
+    const sum = JSON.parse(readFileSync(join(distilled, 'summary.json'), 'utf8'));
+    expect(sum.trainCaptions).toBe(humanCaptions + dataset.splits.train.length);
   });
 
   it('attention: --grid-layer caches the grid (float16), trains, exports an lstm-attention bundle; SCST keeps it; the bundle gives maps', async () => {

@@ -4,6 +4,7 @@ import { validateManifest, type Normalization } from '../../shared/bundle/manife
 import { Vocabulary } from '../../shared/text/vocabulary';
 import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
+import { readExtraCaptions, withExtraCaptions } from '../data/extra-captions';
 import { readGlove } from '../data/glove';
 import { loadFeatureRows } from '../features/feature-rows';
 import { writeJsonAtomic } from '../fs-atomic';
@@ -26,6 +27,8 @@ export interface TrainCommandOptions extends BundleExportOptions {
   config: DecoderTrainConfig;
   /** A finished decoder run to start from (its vocabulary and best weights), e.g. to adapt a decoder to a new encoder. */
   initFrom?: string;
+  /** An image,caption CSV of more captions for train photos (e.g. a teacher's: sequence-level distillation). */
+  extraCaptions?: string;
 }
 
 const log = (l: string) => console.error(l);
@@ -63,7 +66,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   }
 
   const rows = new Map(feats.names.map((n, i) => [n, i]));
-  const examples = encodeExamples(rows, dataset.captions, train.filter((n) => have.has(n)), vocab, cfg.maxLength);
+  const extra = o.extraCaptions ? readExtraCaptions(o.extraCaptions, train) : null;
+  if (extra) log(`extra captions: ${[...extra.values()].reduce((a, c) => a + c.length, 0)} for ${extra.size} train photos from ${o.extraCaptions}`);
+  const trainCaptions = extra ? withExtraCaptions(dataset.captions, extra) : dataset.captions;
+  const examples = encodeExamples(rows, trainCaptions, train.filter((n) => have.has(n)), vocab, cfg.maxLength);
   const devNames = dev.filter((n) => have.has(n)).slice(0, cfg.devEvalImages || undefined);
   log(`training on ${examples.length} captions; early stopping on ${devNames.length} dev images`);
   const result = await trainDecoder({
@@ -85,6 +91,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     vocabulary: vocab.size,
     gloveCoverage,
     trainCaptions: examples.length,
+    extraCaptions: o.extraCaptions ?? null,
     bestEpoch: result.state.bestEpoch,
     bestDevCiderDGreedy: result.state.bestScore,
     medianEpochSeconds: median(epochSeconds),
@@ -102,7 +109,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     vocabulary: vocab,
     id: `flickr8k-${encoder.id.slice(0, 8)}-lstm${cfg.units}${grid ? '-att' : ''}`,
     description: `LSTM caption decoder${grid ? ` attending over ${grid.layer}` : ''} trained on Flickr8k features of ${o.encoderModel}`,
-    training: { data: TRAINING_DATA, runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
+    training: { data: TRAINING_DATA, runDir, encoderModel: o.encoderModel, initFrom: o.initFrom ?? null, extraCaptions: o.extraCaptions ?? null, bestEpoch: result.state.bestEpoch, config: cfg },
     log,
   });
   log(`done: ${join(runDir, 'summary.json')}`);
