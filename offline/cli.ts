@@ -136,6 +136,7 @@ program
   .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--beam <n>', 'beam width', int, 3)
+  .option('--per-photo <n>', "captions per photo: the beam's n best (n ≤ beam)", int, 1)
   .option('--out <dir>', 'where to write captions.csv and summary.json (default: a new run folder)')
   .action(async (f) => {
     const { teacherCaptionsCommand } = await import('./commands/teacher-captions');
@@ -150,6 +151,7 @@ program
       runsDir: paths.runsDir,
       outDir: f.out,
       beam: f.beam,
+      perPhoto: f.perPhoto,
     });
   });
 

@@ -168,6 +168,14 @@ describe('offline pipeline end to end', () => {
     const scstBundle = await loadBundle(fileSource(join(scstDir, 'bundle-uint8')));
     const expected = captionFeatureSet(decoderWeights(scstBundle.decoder), scstBundle.vocabulary, { names: trainFeats.names, matrix: trainFeats.matrix, featureSize: 12 }, { beam: 3, maxLength: 8 });
     expect(new Map([...teacher].map(([n, [c]]) => [n, c]))).toEqual(expected);
+    // --per-photo 2: the beam's two best, distinct, the best first.
+    const two = readExtraCaptions(await teacherCaptionsCommand({ ...common, from: join(scstDir, 'bundle-uint8'), outDir: join(root, 'teacher-captions-2'), beam: 3, perPhoto: 2 }), dataset.splits.train);
+    for (const [n, caps] of two) {
+      expect(caps[0]).toBe(expected.get(n));
+      expect(caps.length === 1 || (caps.length === 2 && caps[0] !== caps[1])).toBe(true);
+    }
+    expect([...two.values()].some((c) => c.length === 2)).toBe(true);
+    await expect(teacherCaptionsCommand({ ...common, from: join(scstDir, 'bundle-uint8'), beam: 2, perPhoto: 3 })).rejects.toThrow(/--per-photo must be an integer from 1 to the beam width \(2\)/);
     scstBundle.encoder.dispose();
     scstBundle.decoder.dispose();
     fe2.dispose();
