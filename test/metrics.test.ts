@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { bleuFromTotals, ciderD, corpusBleu, scoreCaptions } from '../offline/metrics';
+import { bleuFromTotals, ciderD, corpusBleu, scoreCaptions, unsupportedColours } from '../offline/metrics';
 
 interface VectorCase {
   name: string;
@@ -179,5 +179,23 @@ describe('scoreCaptions', () => {
       x: { bleu4: b.perImage.x[3], ciderD: c.perImage.x },
       y: { bleu4: b.perImage.y[3], ciderD: c.perImage.y },
     });
+  });
+});
+
+describe('unsupported colour words', () => {
+  it('counts the colours a caption says that no reference of its photo uses', () => {
+    const refs = new Map([
+      ['a', ['a man in a blue shirt sits', 'a man on a bench']],
+      ['b', ['a brown dog runs', 'a dog in the grass']],
+      ['c', ['two children play']],
+    ]);
+    const cands = new Map([
+      ['a', 'a man in a red shirt is sitting on a red bench'], // red: made up (counted once)
+      ['b', 'a brown and white dog runs'], // brown: supported; white: made up
+      ['c', 'two children play outside'], // no colour
+    ]);
+    expect(unsupportedColours(refs, cands)).toEqual({ said: 3, unsupported: 2, captions: 2 });
+    // Every colour supported by some reference of the same photo: nothing made up.
+    expect(unsupportedColours(refs, { a: 'a man in a blue shirt', b: 'a brown dog' })).toEqual({ said: 2, unsupported: 0, captions: 0 });
   });
 });

@@ -26,7 +26,7 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   const names = dataset.splits.dev.slice(0, o.images || undefined);
   const outDir = createRunDir(o.runsDir, 'evaluate', o.outDir);
   const ev = await evaluateBundle(o.bundleDir, dataset, names, o.beams);
-  const summary = { bundle: o.bundleDir, backend, images: names.length, byBeam: ev.byBeam, msPerImage: ev.msPerImage };
+  const summary = { bundle: o.bundleDir, backend, images: names.length, byBeam: ev.byBeam, unsupportedColours: ev.colours, msPerImage: ev.msPerImage };
   writeJsonAtomic(join(outDir, 'metrics.json'), summary);
   const items = galleryItems(ev, dataset, names, o.beams);
   writeFileAtomic(join(outDir, 'gallery.html'), galleryHtml(`Dev captions — ${o.bundleDir}`, summary, items));
@@ -37,7 +37,7 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   }
   for (const b of o.beams) {
     const s = ev.byBeam[String(b)];
-    console.log(`beam ${b}: BLEU-1 ${s.bleu1.toFixed(4)} BLEU-2 ${s.bleu2.toFixed(4)} BLEU-3 ${s.bleu3.toFixed(4)} BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)} (${ev.msPerImage[String(b)].toFixed(1)} ms/image decoding)`);
+    console.log(`beam ${b}: BLEU-1 ${s.bleu1.toFixed(4)} BLEU-2 ${s.bleu2.toFixed(4)} BLEU-3 ${s.bleu3.toFixed(4)} BLEU-4 ${s.bleu4.toFixed(4)} CIDEr-D ${s.ciderD.toFixed(4)}; colour words ${ev.colours[String(b)].said}, ${ev.colours[String(b)].unsupported} of them in no reference (${ev.msPerImage[String(b)].toFixed(1)} ms/image decoding)`);
   }
   console.error(`wrote ${join(outDir, 'metrics.json')} and gallery.html`);
 }

@@ -75,9 +75,9 @@ export async function exportScoredBundles(o: ExportScoredInput): Promise<Record<
     o.log(`exported ${q} bundle: ${outDir} (${size.files} files, ${(size.bytes / 1e6).toFixed(2)} MB); evaluating on ${o.evalNames.length} dev images…`);
     const ev = await evaluateBundle(outDir, o.dataset, o.evalNames, [1, 3]);
     const distinct = Object.fromEntries(Object.entries(ev.captions).map(([beam, caps]) => [beam, new Set(caps.values()).size]));
-    evaluations[q] = { bytes: size.bytes, byBeam: ev.byBeam, distinctCaptions: distinct, msPerImage: ev.msPerImage };
-    recordMetrics(outDir, { split: 'Flickr8k dev', images: o.evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'], distinctCaptions: distinct });
-    o.log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}; distinct captions ${JSON.stringify(distinct)}`);
+    evaluations[q] = { bytes: size.bytes, byBeam: ev.byBeam, distinctCaptions: distinct, unsupportedColours: ev.colours, msPerImage: ev.msPerImage };
+    recordMetrics(outDir, { split: 'Flickr8k dev', images: o.evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'], distinctCaptions: distinct, unsupportedColours: ev.colours });
+    o.log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}; distinct captions ${JSON.stringify(distinct)}; colour words no reference uses ${JSON.stringify(Object.fromEntries(Object.entries(ev.colours).map(([b, c]) => [b, c.unsupported])))}`);
     if (q === o.quantizations[0]) {
       const items = galleryItems(ev, o.dataset, o.evalNames, [1, 3]);
       writeFileAtomic(join(o.runDir, 'gallery.html'), galleryHtml(`Dev captions — ${q} bundle`, ev.byBeam, items));

@@ -5,7 +5,7 @@ import { decodeImage } from '../../shared/image/decode';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { CaptionDataset } from '../data/captions';
 import { fileSource } from '../fs-source';
-import { scoreCaptions, type CaptionScores } from '../metrics';
+import { scoreCaptions, unsupportedColours, type CaptionScores, type ColourCheck } from '../metrics';
 import { createProgress } from '../report/progress';
 import type { GalleryItem } from './gallery';
 
@@ -13,6 +13,8 @@ export interface BundleEvaluation {
   images: number;
   /** Metrics per beam width, e.g. { "1": {...}, "3": {...} }. */
   byBeam: Record<string, Omit<CaptionScores, 'perImage'>>;
+  /** Colour words said that no reference of the photo uses, per beam width. */
+  colours: Record<string, ColourCheck>;
   captions: Record<string, Map<string, string>>;
   perImage: Record<string, CaptionScores['perImage']>;
   msPerImage: Record<string, number>;
@@ -25,7 +27,7 @@ export interface BundleEvaluation {
 export async function evaluateBundle(bundleDir: string, dataset: CaptionDataset, names: string[], beams: number[]): Promise<BundleEvaluation> {
   const captioner = await loadCaptioner(fileSource(bundleDir));
   const refs = new Map(names.map((n) => [n, (dataset.captions.get(n) ?? []).map(normalizeCaption)]));
-  const out: BundleEvaluation = { images: names.length, byBeam: {}, captions: {}, perImage: {}, msPerImage: {} };
+  const out: BundleEvaluation = { images: names.length, byBeam: {}, colours: {}, captions: {}, perImage: {}, msPerImage: {} };
   const feats: Float32Array[] = [];
   const bar = createProgress(names.length, 'encode dev images');
   for (const n of names) {
@@ -42,6 +44,7 @@ export async function evaluateBundle(bundleDir: string, dataset: CaptionDataset,
     const caps = new Map(results.map((r, i) => [names[i], r.caption]));
     const { perImage, ...scores } = scoreCaptions(refs, caps);
     out.byBeam[String(beam)] = scores;
+    out.colours[String(beam)] = unsupportedColours(refs, caps);
     out.captions[String(beam)] = caps;
     out.perImage[String(beam)] = perImage;
     out.msPerImage[String(beam)] = (Date.now() - t0) / names.length;

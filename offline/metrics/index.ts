@@ -3,6 +3,7 @@ import { ciderD } from './cider';
 
 export * from './bleu';
 export * from './cider';
+export * from './colours';
 
 export interface CaptionScores {
   bleu1: number;
