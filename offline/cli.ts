@@ -136,7 +136,9 @@ program
   .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
   .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--beam <n>', 'beam width', int, 3)
-  .option('--per-photo <n>', "captions per photo: the beam's n best (n ≤ beam)", int, 1)
+  .option('--per-photo <n>', "captions per photo: the beam's n best (n ≤ beam), or n samples with --sample", int, 1)
+  .option('--sample', "draw the captions from the decoder's distribution (temperature 1) instead of beam search")
+  .option('--seed <n>', 'random seed for --sample', int, 1)
   .option('--out <dir>', 'where to write captions.csv and summary.json (default: a new run folder)')
   .action(async (f) => {
     const { teacherCaptionsCommand } = await import('./commands/teacher-captions');
@@ -152,6 +154,8 @@ program
       outDir: f.out,
       beam: f.beam,
       perPhoto: f.perPhoto,
+      sample: Boolean(f.sample),
+      seed: f.seed,
     });
   });
 

@@ -176,6 +176,12 @@ describe('offline pipeline end to end', () => {
     }
     expect([...two.values()].some((c) => c.length === 2)).toBe(true);
     await expect(teacherCaptionsCommand({ ...common, from: join(scstDir, 'bundle-uint8'), beam: 2, perPhoto: 3 })).rejects.toThrow(/--per-photo must be an integer from 1 to the beam width \(2\)/);
+    // --sample: n captions per photo drawn from the decoder, the same for the same seed.
+    const sampled = (dir: string) => teacherCaptionsCommand({ ...common, from: join(scstDir, 'bundle-uint8'), outDir: join(root, dir), beam: 3, perPhoto: 4, sample: true, seed: 7 });
+    const [s1, s2] = [await sampled('sampled-1'), await sampled('sampled-2')];
+    expect(readFileSync(s1, 'utf8')).toBe(readFileSync(s2, 'utf8'));
+    const drawn = readExtraCaptions(s1, dataset.splits.train);
+    expect([...drawn.values()].every((c) => c.length === 4 && c.every((x) => x.length > 0))).toBe(true);
     scstBundle.encoder.dispose();
     scstBundle.decoder.dispose();
     fe2.dispose();

@@ -5,12 +5,15 @@ import { decoderWeights } from '../../shared/models/decoder-ops';
 import { selectBackend } from '../backend';
 import { readDataset } from '../data/captions';
 import { captionsCsv } from '../data/extra-captions';
+import * as tf from '@tensorflow/tfjs';
 import { featureDecoder } from '../../shared/captioner';
 import { loadFeatureRows } from '../features/feature-rows';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { createProgress } from '../report/progress';
+import { rng } from '../random';
 import { createRunDir } from '../run-folder';
+import { sampleCaptions } from '../train/sample';
 
 export interface TeacherCaptionsCommandOptions {
   dataPath: string;
@@ -25,8 +28,14 @@ export interface TeacherCaptionsCommandOptions {
   runsDir: string;
   outDir?: string;
   beam: number;
-  /** Captions per photo: the beam's n best distinct ones (n ≤ beam). */
+  /** Captions per photo: the beam's n best distinct ones (n ≤ beam), or n samples with `sample`. */
   perPhoto?: number;
+  /**
+   * Draw the captions from the decoder's distribution (temperature 1, seeded) instead of beam
+   * search: a student learns the teacher's spread of captions, not only its most likely one.
+   */
+  sample?: boolean;
+  seed?: number;
 }
 
 const log = (l: string) => console.error(l);
@@ -38,7 +47,7 @@ const log = (l: string) => console.error(l);
  */
 export async function teacherCaptionsCommand(o: TeacherCaptionsCommandOptions): Promise<string> {
   const perPhoto = o.perPhoto ?? 1;
-  if (!(Number.isInteger(perPhoto) && perPhoto >= 1 && perPhoto <= o.beam)) throw new Error(`--per-photo must be an integer from 1 to the beam width (${o.beam}), got ${perPhoto}`);
+  if (!(Number.isInteger(perPhoto) && perPhoto >= 1 && (o.sample || perPhoto <= o.beam))) throw new Error(`--per-photo must be an integer from 1${o.sample ? '' : ` to the beam width (${o.beam})`}, got ${perPhoto}`);
   const backend = await selectBackend();
   const outDir = createRunDir(o.runsDir, 'teacher-captions', o.outDir);
   const bundle = await loadBundle(fileSource(o.from));
@@ -56,16 +65,29 @@ export async function teacherCaptionsCommand(o: TeacherCaptionsCommandOptions): 
     cacheDir: o.cacheDir,
   });
   feats.encoder.dispose();
-  log(`captioning ${feats.names.length} train photos with ${o.from} (${m.id}), beam ${o.beam}, ${perPhoto} per photo`);
-  const decoder = featureDecoder({ weights: decoderWeights(bundle.decoder), vocabulary: bundle.vocabulary, maxLength: m.decoder.maxLength });
+  log(`captioning ${feats.names.length} train photos with ${o.from} (${m.id}), ${o.sample ? 'sampled' : `beam ${o.beam}`}, ${perPhoto} per photo`);
+  const weights = decoderWeights(bundle.decoder);
+  const decoder = featureDecoder({ weights, vocabulary: bundle.vocabulary, maxLength: m.decoder.maxLength });
+  const vocab = bundle.vocabulary;
+  const random = rng(o.seed ?? 1);
   const F = feats.featureSize;
   const rows: [string, string][] = [];
   const bar = createProgress(feats.names.length, 'teacher captions', { unit: 'img' });
   const chunk = 64;
   for (let i = 0; i < feats.names.length; i += chunk) {
     const n = Math.min(chunk, feats.names.length - i);
-    const results = decoder.captionFeatures(feats.matrix.subarray(i * F, (i + n) * F), { beam: o.beam, alternatives: perPhoto });
-    results.forEach((r, k) => r.alternatives.forEach((a) => rows.push([feats.names[i + k], a.caption])));
+    const block = feats.matrix.subarray(i * F, (i + n) * F);
+    if (o.sample) {
+      for (let s = 0; s < perPhoto; s++) {
+        const f = tf.tensor2d(block, [n, F]);
+        const drawn = sampleCaptions(weights, f, { maxLength: m.decoder.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] }, random);
+        f.dispose();
+        drawn.forEach((d, k) => rows.push([feats.names[i + k], vocab.decode(d.tokens)]));
+      }
+    } else {
+      const results = decoder.captionFeatures(block, { beam: o.beam, alternatives: perPhoto });
+      results.forEach((r, k) => r.alternatives.forEach((a) => rows.push([feats.names[i + k], a.caption])));
+    }
     bar.tick(n);
   }
   bar.stop();
@@ -77,7 +99,8 @@ export async function teacherCaptionsCommand(o: TeacherCaptionsCommandOptions): 
     from: o.from,
     id: m.id,
     backend,
-    beam: o.beam,
+    beam: o.sample ? null : o.beam,
+    sampled: Boolean(o.sample),
     perPhoto,
     photos: feats.names.length,
     captions: texts.length,
