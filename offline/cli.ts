@@ -274,6 +274,19 @@ program
   });
 
 program
+  .command('colour-check')
+  .description("fit which colour words a caption may use for a photo (before offline:calibrate), pick the threshold on dev, write it and the dev metrics measured with it into the bundle's manifest")
+  .requiredOption('--bundle <dir>', 'bundle folder (its manifest.json gains a `colourCheck` entry)')
+  .option('--thresholds <list>', 'thresholds tried on dev, comma-separated', '0.1,0.2,0.3,0.4,0.5,0.6,0.7')
+  .option('--max-cider-loss <x>', 'keep the largest threshold whose dev beam-3 CIDEr-D is at most this much below no check', num, 0.005)
+  .option('--steps <n>', 'Adam steps of the logistic regressions', int, 300)
+  .option('--run <dir>', 'run folder for summary.json')
+  .action(async (f) => {
+    const { colourCheckCommand } = await import('./commands/colour-check');
+    await colourCheckCommand({ dataPath: program.opts().data, bundleDir: f.bundle, runsDir: paths.runsDir, runDir: f.run, thresholds: String(f.thresholds).split(',').map(Number), maxCiderLoss: f.maxCiderLoss, steps: f.steps });
+  });
+
+program
   .command('export')
   .description("re-export a bundle with another quantization, atomically (e.g. into assets/model)")
   .requiredOption('--bundle <dir>', 'source bundle (best: an unquantized one)')

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { BundleManifest } from './bundle/manifest';
+import { BundleError, type BundleManifest } from './bundle/manifest';
 import { now } from './clock';
+import { COLOUR_BINS, colourCheckInput, colourCheckWeights, colourFractions, unlikelyColours, type ColourCheck } from './colour-check';
 import { concatFloat32 } from './float-arrays';
 import { captionConfidence, imageStats, photoDistance } from './confidence';
 import { loadServingBundle } from './bundle/load';
@@ -71,12 +72,15 @@ export interface Captioner {
   resolve(options: CaptionOptions): Required<CaptionOptions>;
   /** Image → caption(s). */
   caption(image: RgbImage, options?: CaptionOptions): CaptionResult;
-  /** Image → the decoder's feature row: the encoder's feature, then its grid for attention bundles. */
+  /**
+   * Image → its feature row: the encoder's feature, then its grid for attention bundles, then,
+   * with a colour check, the photo's colour fractions.
+   */
   encode(image: RgbImage): Float32Array;
   /** Length of a feature row (`encode`'s output). */
   readonly featureRowSize: number;
-  /** Precomputed feature rows [N·featureRowSize] → one result per image (what evaluation uses). */
-  captionFeatures(features: Float32Array, options?: CaptionOptions): CaptionResult[];
+  /** Precomputed feature rows [N·featureRowSize] → one result per image (what evaluation uses); `extraBanned[i]`: word ids row i may not use either. */
+  captionFeatures(features: Float32Array, options?: CaptionOptions, extraBanned?: readonly (readonly number[])[]): CaptionResult[];
   dispose(): void;
 }
 
@@ -123,6 +127,31 @@ export async function loadCaptioner(source: BundleSource, { warmup = true }: { w
       return tf.concat(out.map((t) => tf.reshape(t, [inputs.length, -1])), 1).dataSync() as Float32Array;
     });
 
+  const colours = manifest.colourCheck ? colourCheckOf(manifest.colourCheck, vocabulary) : null;
+  const D = features.featureRowSize;
+  const rowSize = D + (colours ? COLOUR_BINS.length : 0);
+  const P = manifest.encoder.featureSize;
+  /** Per row of [decoder row | colour fractions]: the decoder rows and each row's banned colour ids. */
+  const splitRows = (rows: Float32Array): { decoderRows: Float32Array; banned?: number[][] } => {
+    if (!colours) return { decoderRows: rows };
+    const n = rows.length / rowSize;
+    const decoderRows = new Float32Array(n * D);
+    const banned: number[][] = [];
+    for (let i = 0; i < n; i++) {
+      const row = rows.subarray(i * rowSize, (i + 1) * rowSize);
+      decoderRows.set(row.subarray(0, D), i * D);
+      banned.push(colours.banned(row.subarray(0, P), row.subarray(D)));
+    }
+    return { decoderRows, banned };
+  };
+  const withColours = (row: Float32Array, image: RgbImage): Float32Array => {
+    if (!colours) return row;
+    const out = new Float32Array(rowSize);
+    out.set(row);
+    out.set(colourFractions(image), D);
+    return out;
+  };
+
   const loadTimings = { readMs, buildMs: now() - t0 - readMs, warmupMs: 0 };
   let warmed = false;
   const captioner: Captioner = {
@@ -130,10 +159,10 @@ export async function loadCaptioner(source: BundleSource, { warmup = true }: { w
     vocabulary,
     bundleBytes: bytes,
     loadTimings,
-    featureRowSize: features.featureRowSize,
+    featureRowSize: rowSize,
     resolve: (options) => features.resolve(options),
     encode(image) {
-      return encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]);
+      return withColours(encodeBatch([toEncoderInput(image, size, manifest.encoder.normalization)]), image);
     },
     caption(image, options = {}) {
       features.resolve(options); // a bad option fails before any work
@@ -143,14 +172,19 @@ export async function loadCaptioner(source: BundleSource, { warmup = true }: { w
       const t1 = now();
       const f = encodeBatch([input]);
       const t2 = now();
-      const [r] = features.captionFeatures(f, options);
+      const [r] = features.captionFeatures(f, options, colours ? [colours.banned(f.subarray(0, P), colourFractions(image))] : undefined);
       const t3 = now();
       const rated = (c: ScoredCaption): ScoredCaption => (calibration ? { ...c, confidence: captionConfidence(calibration, c.score, c.caption, distance) } : c);
       const alternatives = r.alternatives.map(rated);
       warmed = true; // a real caption warms as well as the warm-up pass would
       return { ...alternatives[0], alternatives, ...(r.attention ? { attention: r.attention } : {}), timings: { preprocessMs: t1 - t0, encoderMs: t2 - t1, decoderMs: t3 - t2 } };
     },
-    captionFeatures: (f, options) => features.captionFeatures(f, options),
+    captionFeatures(rows, options, extraBanned) {
+      if (rows.length % rowSize !== 0) throw new CaptionOptionError(`features length ${rows.length} is not a multiple of ${rowSize}`);
+      const { decoderRows, banned } = splitRows(rows);
+      const merged = extraBanned && banned ? banned.map((b, i) => [...b, ...(extraBanned[i] ?? [])]) : (banned ?? extraBanned);
+      return features.captionFeatures(decoderRows, options, merged);
+    },
     warmUp() {
       if (warmed) return false;
       const t1 = now();
@@ -175,7 +209,8 @@ export interface FeatureDecoder {
   /** Checks options against this decoder; throws a CaptionOptionError naming the valid range. */
   resolve(options: CaptionOptions): Required<CaptionOptions>;
   /** Precomputed features [N·F] → one result per image: greedy in batches, beam one image at a time. */
-  captionFeatures(features: Float32Array, options?: CaptionOptions): CaptionResult[];
+  /** `extraBanned[i]`: word ids row i may not use (the colour check's), on top of pad, start and unknown. */
+  captionFeatures(features: Float32Array, options?: CaptionOptions, extraBanned?: readonly (readonly number[])[]): CaptionResult[];
 }
 
 /**
@@ -191,13 +226,15 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
   const toText = (h: Hypothesis): ScoredCaption => ({ caption: vocabulary.decode(h.tokens), score: h.score, logProb: h.logProb });
   const GREEDY_BATCH = 256;
 
-  const decode = (features: Float32Array, o: Required<CaptionOptions>): Hypothesis[][] => {
+  const decode = (features: Float32Array, o: Required<CaptionOptions>, extraBanned?: readonly (readonly number[])[]): Hypothesis[][] => {
     const n = features.length / F;
-    const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds: banned, withAttention: o.attention };
     const out: Hypothesis[][] = [];
-    const chunk = o.beam === 1 ? GREEDY_BATCH : 1;
+    // Rows with their own banned words are searched one at a time.
+    const chunk = o.beam === 1 && !extraBanned ? GREEDY_BATCH : 1;
     for (let i = 0; i < n; i += chunk) {
       const m = Math.min(chunk, n - i);
+      const bannedIds = extraBanned?.[i]?.length ? [...banned, ...extraBanned[i]] : banned;
+      const search = { maxLength: o.maxLength + 1, startId: vocabulary.startId, endId: vocabulary.endId, bannedIds, withAttention: o.attention };
       const f = tf.tensor2d(features.subarray(i * F, (i + m) * F), [m, F]);
       try {
         if (o.beam === 1) out.push(...greedyBatch(weights, f, search).map((h) => [h]));
@@ -213,11 +250,11 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
     maxWords,
     featureRowSize: F,
     resolve: (options) => resolveOptions(options, maxWords, Boolean(grid)),
-    captionFeatures(features, options = {}) {
+    captionFeatures(features, options = {}, extraBanned) {
       const o = resolveOptions(options, maxWords, Boolean(grid));
       if (features.length % F !== 0) throw new CaptionOptionError(`features length ${features.length} is not a multiple of ${F}`);
       const t0 = now();
-      const all = decode(features, o);
+      const all = decode(features, o, extraBanned);
       const ms = (now() - t0) / Math.max(1, all.length);
       return all.map((hyps) => {
         const texts = hyps.map(toText);
@@ -235,4 +272,13 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
  */
 function attentionMap(grid: [number, number], h: Hypothesis): AttentionMap {
   return { grid, weights: (h.attention ?? []).slice(0, h.tokens.length).map((r) => Array.from(r, (x) => Math.round(x * 1000) / 1000)) };
+}
+
+/** A bundle's colour check, ready to use: its words' ids and decoded weights. */
+function colourCheckOf(check: ColourCheck, vocabulary: Vocabulary): { banned(pooled: Float32Array, fractions: Float32Array): number[] } {
+  const missing = check.words.filter((w) => vocabulary.idOf(w) === vocabulary.unknownId);
+  if (missing.length) throw new BundleError(`manifest.json: colourCheck.words not in the vocabulary: ${missing.join(', ')}`);
+  const weights = colourCheckWeights(check);
+  const idOf = new Map(check.words.map((w) => [w, vocabulary.idOf(w)]));
+  return { banned: (pooled, fractions) => unlikelyColours(check, weights, colourCheckInput(pooled, fractions)).map((w) => idOf.get(w)!) };
 }

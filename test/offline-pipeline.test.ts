@@ -15,6 +15,8 @@ import { initSource, trainCommand } from '../offline/commands/train';
 import { DEFAULT_DECODER_CONFIG, DEFAULT_FINETUNE_CONFIG, DEFAULT_SCST_CONFIG } from '../offline/config';
 import { finetuneCommand } from '../offline/commands/finetune';
 import { teacherCaptionsCommand } from '../offline/commands/teacher-captions';
+import { colourCheckCommand } from '../offline/commands/colour-check';
+import { colourCheckInput, colourCheckWeights, colourFractions, unlikelyColours } from '../shared/colour-check';
 import { readExtraCaptions } from '../offline/data/extra-captions';
 import { readDataset } from '../offline/data/captions';
 import { loadBest } from '../offline/epochs';
@@ -40,7 +42,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('offline pipeline end to end', () => {
   it('features → training → evaluation → export, then the bundle captions like the worker', async () => {
     const data = join(root, 'flickr');
-    const { names } = writeTinyFlickr(data);
+    const { names, captionOf } = writeTinyFlickr(data);
     writeTinyGlove(join(root, 'glove.txt'), 16);
     // A random compact VGG16 as the encoder, saved as a tfjs-layers model on disk.
     const encoder = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize: 12 }, { seed: 3 });
@@ -92,6 +94,24 @@ describe('offline pipeline end to end', () => {
     });
     expect(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3, 4]);
     expect(tf.getBackend()).toBeTruthy();
+
+    // The colour check learns from the train captions which colour a flat photo's references name,
+    // and goes into the manifest with the dev metrics measured with it.
+    const bundleDir = join(runDir, 'bundle-uint8');
+    await colourCheckCommand({ dataPath: data, bundleDir, runsDir: join(root, 'runs'), runDir: join(root, 'colour-check'), thresholds: [0.3, 0.5], maxCiderLoss: 1, steps: 200 });
+    const manifest = JSON.parse(readFileSync(join(bundleDir, 'manifest.json'), 'utf8'));
+    expect(manifest.colourCheck.words.sort()).toEqual(['blue', 'green', 'red']);
+    expect(manifest.colourCheck.threshold).toBe(0.5);
+    expect(manifest.metrics.colourCheck).toBe(true);
+    expect(manifest.metrics.unsupportedColours['3'].said).toBeGreaterThanOrEqual(0);
+    const checked = await loadCaptioner(fileSource(bundleDir));
+    const check = checked.manifest.colourCheck!;
+    const redPhoto = decodeImage(new Uint8Array(readFileSync(join(data, 'images', names.find((n) => captionOf.get(n)!.split(' ').includes('red'))!))));
+    const row = checked.encode(redPhoto);
+    const banned = unlikelyColours(check, colourCheckWeights(check), colourCheckInput(row.subarray(0, 12), colourFractions(redPhoto)));
+    expect(banned.sort()).toEqual(['blue', 'green']);
+    expect(checked.caption(redPhoto).caption.split(' ')).not.toContain('blue');
+    checked.dispose();
   });
 
   it('one feature cache per encoder whichever command fills it; training-time dev captions equal the bundle evaluation; SCST, --init-from a bundle, and teacher captions of the train photos as extra training captions', async () => {

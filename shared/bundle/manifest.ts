@@ -1,3 +1,4 @@
+import { colourCheckProblems, type ColourCheck } from '../colour-check';
 import { confidenceModelProblems, type ConfidenceModel } from '../confidence';
 /**
  * The model bundle's manifest: the one contract between the offline pipeline and the worker.
@@ -67,6 +68,8 @@ export interface BundleManifest {
   metrics?: Record<string, unknown>;
   /** Calibration of caption confidence (`offline:calibrate`); absent: captions carry none. */
   confidence?: ConfidenceModel;
+  /** Colour words beam search may not use for a photo unless likely (`offline:colour-check`); absent: no check. */
+  colourCheck?: ColourCheck;
   limits?: string[];
 }
 
@@ -137,6 +140,7 @@ export function validateManifest(json: unknown): BundleManifest {
   const problems = checks.filter(([ok]) => !ok).map(([, p]) => p);
   problems.push(...attentionProblems(e, d));
   if (json.confidence !== undefined) problems.push(...confidenceModelProblems(json.confidence));
+  if (json.colourCheck !== undefined) problems.push(...colourCheckProblems(json.colourCheck, e.featureSize as number));
   if (problems.length) throw new BundleError(`invalid manifest.json: ${problems.join('; ')}`);
   return json as unknown as BundleManifest;
 }
