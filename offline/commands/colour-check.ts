@@ -114,6 +114,7 @@ export async function colourCheckCommand(o: ColourCheckOptions): Promise<string>
   captioner.dispose();
   writeJsonAtomic(join(runDir, 'summary.json'), { bundle: o.bundleDir, backend, words, trainPhotos: train.length, devPhotos: dev.length, loss: fit.loss, unchecked, sweep, kept: kept.threshold, greedy });
   log(`wrote the colour check into ${manifestPath}; summary in ${join(runDir, 'summary.json')}`);
+  if (manifest.confidence) log('its caption confidence was fitted on captions made without the check: run offline:calibrate on it again');
   return runDir;
 }
 
