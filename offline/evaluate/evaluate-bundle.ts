@@ -5,7 +5,7 @@ import { decodeImage } from '../../shared/image/decode';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { CaptionDataset } from '../data/captions';
 import { fileSource } from '../fs-source';
-import { scoreCaptions, unsupportedColours, type CaptionScores, type ColourCheck } from '../metrics';
+import { scoreCaptions, unsupportedColours, type CaptionScores, type ColourTally } from '../metrics';
 import { createProgress } from '../report/progress';
 import type { GalleryItem } from './gallery';
 
@@ -14,7 +14,7 @@ export interface BundleEvaluation {
   /** Metrics per beam width, e.g. { "1": {...}, "3": {...} }. */
   byBeam: Record<string, Omit<CaptionScores, 'perImage'>>;
   /** Colour words said that no reference of the photo uses, per beam width. */
-  colours: Record<string, ColourCheck>;
+  colours: Record<string, ColourTally>;
   captions: Record<string, Map<string, string>>;
   perImage: Record<string, CaptionScores['perImage']>;
   msPerImage: Record<string, number>;
