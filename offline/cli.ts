@@ -6,6 +6,7 @@ import type { Normalization } from '../shared/bundle/manifest';
 import { CAFFE_NORMALIZATION, UNIT_RANGE_NORMALIZATION } from '../shared/image/normalize';
 import { QUANTIZATIONS, type Quantization } from '../shared/bundle/manifest';
 import { DEFAULT_DECODER_CONFIG, DEFAULT_DISTILL_CONFIG, DEFAULT_FINETUNE_CONFIG, DEFAULT_SCST_CONFIG, type DecoderTrainConfig, type DistillConfig, type FinetuneConfig, type ScstConfig } from './config';
+import type { BundleFeatureSource } from './features/feature-rows';
 import { defaultPaths } from './paths';
 
 const paths = defaultPaths();
@@ -48,6 +49,23 @@ const encoderOptions = (cmd: Command) =>
     .option('--layer <name>', 'layer whose output is the feature (default: the model output)', 'global_average_pooling2d_1')
     .addOption(new Option('--normalization <mode>', "pixel normalisation the encoder expects ('auto': the model's normalization.json, else unit)").choices(NORMALIZATION_MODES).default('auto'))
     .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir);
+
+/** For commands that read a bundle's features: its own encoder's, or another copy's already in the cache. */
+const bundleFeatureOptions = (cmd: Command) =>
+  cmd
+  .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
+  .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
+  .option('--grid-layer <name>', "layer of --encoder an attention decoder reads (default: the bundle's encoder.grid.layer)")
+  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
+  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir);
+
+const bundleFeatureFlags = (f: { encoder?: string; layer?: string; gridLayer?: string; normalization?: string; cache: string }): BundleFeatureSource => ({
+  encoderModel: f.encoder,
+  encoderLayer: f.layer,
+  gridLayer: f.gridLayer,
+  normalization: f.normalization ? normalizationFor(f.normalization, f.encoder ?? '') : undefined,
+  cacheDir: f.cache,
+});
 
 const program = new Command()
   .name('offline')
@@ -126,15 +144,9 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
     });
   });
 
-program
-  .command('teacher-captions')
+bundleFeatureOptions(program.command('teacher-captions'))
   .description("caption every train photo with a (stronger) bundle's decoder from cached features: an image,caption CSV for train --extra-captions (sequence-level distillation)")
   .requiredOption('--from <bundle>', 'the teacher bundle, e.g. runs/<run>/bundle-none')
-  .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
-  .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
-  .option('--grid-layer <name>', "layer of --encoder an attention decoder reads (default: the bundle's encoder.grid.layer)")
-  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
-  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--beam <n>', 'beam width', int, 3)
   .option('--per-photo <n>', "captions per photo: the beam's n best (n ≤ beam), or n samples with --sample", int, 1)
   .option('--sample', "draw the captions from the decoder's distribution (temperature 1) instead of beam search")
@@ -145,11 +157,7 @@ program
     await teacherCaptionsCommand({
       dataPath: program.opts().data,
       from: f.from,
-      encoderModel: f.encoder,
-      encoderLayer: f.layer,
-      gridLayer: f.gridLayer,
-      normalization: f.normalization && normalizationFor(f.normalization, f.encoder ?? f.from),
-      cacheDir: f.cache,
+      ...bundleFeatureFlags(f),
       runsDir: paths.runsDir,
       outDir: f.out,
       beam: f.beam,
@@ -160,14 +168,9 @@ program
   });
 
 const sc = DEFAULT_SCST_CONFIG;
-trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learningRate })
+trainingRunOptions(bundleFeatureOptions(program.command('scst')), { epochs: sc.epochs, lr: sc.learningRate })
   .description("self-critical training of a bundle's decoder on CIDEr-D (after cross-entropy), then evaluate and export")
   .requiredOption('--from <bundle>', 'bundle to start from, e.g. assets/model or runs/<decoder run>/bundle-none')
-  .option('--encoder <model.json>', "encoder whose features the decoder reads (default: the bundle's own)")
-  .option('--layer <name>', 'layer of --encoder whose output is the feature (default: its output)')
-  .option('--grid-layer <name>', "layer of --encoder an attention decoder reads (default: the bundle's encoder.grid.layer)")
-  .addOption(new Option('--normalization <mode>', "pixel normalisation of --encoder (default: the bundle's)").choices(NORMALIZATION_MODES))
-  .option('--cache <dir>', 'feature cache folder (env CAPTION_CACHE_DIR)', paths.cacheDir)
   .option('--batch-images <n>', 'photos per step', int, sc.batchImages)
   .option('--samples <n>', 'captions sampled per photo (≥ 2)', int, sc.samples)
   .option('--lr-decay <x>', 'learning rate factor per epoch', num, sc.lrDecay)
@@ -198,11 +201,7 @@ trainingRunOptions(program.command('scst'), { epochs: sc.epochs, lr: sc.learning
     await scstCommand({
       dataPath: program.opts().data,
       from: f.from,
-      encoderModel: f.encoder,
-      encoderLayer: f.layer,
-      gridLayer: f.gridLayer,
-      normalization: f.normalization ? normalizationFor(f.normalization, f.encoder ?? '') : undefined,
-      cacheDir: f.cache,
+      ...bundleFeatureFlags(f),
       runsDir: paths.runsDir,
       runDir: f.run,
       config,

@@ -5,7 +5,7 @@ import { buildDecoder } from '../../shared/models/decoder';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { ScstConfig } from '../config';
 import { readDataset } from '../data/captions';
-import { loadFeatureRows } from '../features/feature-rows';
+import { loadBundleFeatureRows, type BundleFeatureSource } from '../features/feature-rows';
 import { fileSource } from '../fs-source';
 import { openTrainingRun } from '../run-folder';
 import { trainScst } from '../train/scst';
@@ -13,17 +13,10 @@ import { copyLayerWeights } from '../train/train-decoder';
 import { decoderConfigOf } from './export-bundle';
 import { TRAINING_DATA, writeSummaryAndBundles, type BundleExportOptions } from './export-scored';
 
-export interface ScstCommandOptions extends BundleExportOptions {
+export interface ScstCommandOptions extends BundleExportOptions, BundleFeatureSource {
   dataPath: string;
   /** The cross-entropy bundle to start from (its vocabulary, decoder and, by default, encoder). */
   from: string;
-  /** Features from another copy of the same encoder (e.g. the teacher model the bundle's features came from, already cached). */
-  encoderModel?: string;
-  encoderLayer?: string;
-  /** The grid layer of --encoder an attention decoder reads (default: the bundle's `encoder.grid.layer`). */
-  gridLayer?: string;
-  normalization?: Normalization;
-  cacheDir: string;
   runsDir: string;
   runDir?: string;
   config: ScstConfig;
@@ -42,15 +35,7 @@ export async function scstCommand(o: ScstCommandOptions): Promise<string> {
   const dataset = readDataset(o.dataPath);
   const attention = m.decoder.attention;
   const gridLayer = o.gridLayer ?? m.encoder.grid?.layer;
-  const feats = await loadFeatureRows({
-    dataset,
-    names: [...dataset.splits.train, ...dataset.splits.dev],
-    encoderModel: o.encoderModel ?? join(o.from, m.encoder.modelPath),
-    layer: o.encoderLayer,
-    gridLayer: attention ? gridLayer : undefined,
-    normalization: o.normalization ?? m.encoder.normalization,
-    cacheDir: o.cacheDir,
-  });
+  const feats = await loadBundleFeatureRows({ ...o, bundleDir: o.from, manifest: m, dataset, names: [...dataset.splits.train, ...dataset.splits.dev] });
   const encoder = feats.encoder;
   if (encoder.featureSize !== m.encoder.featureSize) throw new Error(`the encoder gives ${encoder.featureSize}-d features; ${o.from}'s decoder expects ${m.encoder.featureSize}`);
   if (attention && (feats.grid?.channels !== attention.channels || feats.grid.grid.join() !== attention.grid.join())) {

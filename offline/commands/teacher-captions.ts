@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type { Normalization } from '../../shared/bundle/manifest';
 import { loadBundle } from '../../shared/bundle/load';
 import { decoderWeights } from '../../shared/models/decoder-ops';
 import { selectBackend } from '../backend';
@@ -7,7 +6,7 @@ import { readDataset } from '../data/captions';
 import { captionsCsv } from '../data/extra-captions';
 import * as tf from '@tensorflow/tfjs';
 import { featureDecoder } from '../../shared/captioner';
-import { loadFeatureRows } from '../features/feature-rows';
+import { loadBundleFeatureRows, type BundleFeatureSource } from '../features/feature-rows';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { createProgress } from '../report/progress';
@@ -15,16 +14,10 @@ import { rng } from '../random';
 import { createRunDir } from '../run-folder';
 import { sampleCaptions } from '../train/sample';
 
-export interface TeacherCaptionsCommandOptions {
+export interface TeacherCaptionsCommandOptions extends BundleFeatureSource {
   dataPath: string;
   /** The teacher bundle: its decoder and vocabulary caption the train photos. */
   from: string;
-  /** Features from another copy of the bundle's encoder (e.g. the teacher model, already cached). */
-  encoderModel?: string;
-  encoderLayer?: string;
-  gridLayer?: string;
-  normalization?: Normalization;
-  cacheDir: string;
   runsDir: string;
   outDir?: string;
   beam: number;
@@ -55,15 +48,7 @@ export async function teacherCaptionsCommand(o: TeacherCaptionsCommandOptions): 
   bundle.encoder.dispose(); // the features come from the cache
   const dataset = readDataset(o.dataPath);
   const train = dataset.splits.train;
-  const feats = await loadFeatureRows({
-    dataset,
-    names: train,
-    encoderModel: o.encoderModel ?? join(o.from, m.encoder.modelPath),
-    layer: o.encoderLayer,
-    gridLayer: m.decoder.attention ? (o.gridLayer ?? m.encoder.grid?.layer) : undefined,
-    normalization: o.normalization ?? m.encoder.normalization,
-    cacheDir: o.cacheDir,
-  });
+  const feats = await loadBundleFeatureRows({ ...o, bundleDir: o.from, manifest: m, dataset, names: train });
   feats.encoder.dispose();
   log(`captioning ${feats.names.length} train photos with ${o.from} (${m.id}), ${o.sample ? 'sampled' : `beam ${o.beam}`}, ${perPhoto} per photo`);
   const weights = decoderWeights(bundle.decoder);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { BundleManifest, Normalization } from '../../shared/bundle/manifest';
 import type { CaptionDataset } from '../data/captions';
 import type { FeatureSet } from '../evaluate/caption-features';
@@ -95,4 +96,31 @@ export function gatherRows(set: FeatureSet, rows: ArrayLike<number>): Float32Arr
   const out = new Float32Array(rows.length * F);
   for (let i = 0; i < rows.length; i++) out.set(set.matrix.subarray(rows[i] * F, (rows[i] + 1) * F), i * F);
   return out;
+}
+
+/**
+ * Where a bundle's decoder reads its features from: the bundle's own encoder, or another copy of
+ * it whose features are already cached (e.g. the teacher model a decoder run was trained on).
+ */
+export interface BundleFeatureSource {
+  encoderModel?: string;
+  encoderLayer?: string;
+  /** The grid layer of `encoderModel` an attention decoder reads (default: the bundle's `encoder.grid.layer`). */
+  gridLayer?: string;
+  normalization?: Normalization;
+  cacheDir: string;
+}
+
+/** The feature rows a bundle's decoder reads (pooled, and the grid for attention decoders), from the cache where it can. */
+export function loadBundleFeatureRows(o: BundleFeatureSource & { bundleDir: string; manifest: BundleManifest; dataset: Pick<CaptionDataset, 'imageDir'>; names: string[] }): Promise<FeatureRows> {
+  const m = o.manifest;
+  return loadFeatureRows({
+    dataset: o.dataset,
+    names: o.names,
+    encoderModel: o.encoderModel ?? join(o.bundleDir, m.encoder.modelPath),
+    layer: o.encoderLayer,
+    gridLayer: m.decoder.attention ? (o.gridLayer ?? m.encoder.grid?.layer) : undefined,
+    normalization: o.normalization ?? m.encoder.normalization,
+    cacheDir: o.cacheDir,
+  });
 }
