@@ -1,4 +1,4 @@
-import { fromFloat16 } from './bundle/quantize';
+import { fromFloat16, toFloat16 } from './bundle/quantize';
 import type { RgbImage } from './image/types';
 
 /** Named colour bins of `colourFractions`, in order. */
@@ -71,6 +71,13 @@ export function colourCheckInput(pooled: ArrayLike<number>, fractions: ArrayLike
   return x;
 }
 
+/** Weights [inputs, words] as the manifest stores them: float16, little-endian, base64. */
+export function encodeColourCheckWeights(weights: Float32Array): string {
+  let bin = '';
+  for (const byte of new Uint8Array(toFloat16(weights).buffer)) bin += String.fromCharCode(byte);
+  return btoa(bin);
+}
+
 /** Decoded weights of a colour check, for `unlikelyColours`. */
 export function colourCheckWeights(check: ColourCheck): Float32Array {
   const bytes = Uint8Array.from(atob(check.weights), (c) => c.charCodeAt(0));
@@ -101,12 +108,9 @@ export function colourCheckProblems(v: unknown, featureSize: number): string[] {
   if (!(Array.isArray(o.bias) && o.bias.length === C && o.bias.every((x) => typeof x === 'number' && Number.isFinite(x)))) problems.push(`colourCheck.bias must be ${C} numbers`);
   if (!(typeof o.threshold === 'number' && o.threshold >= 0 && o.threshold <= 1)) problems.push('colourCheck.threshold must be a number from 0 to 1');
   const expected = (featureSize + COLOUR_BINS.length) * C * 2;
-  let bytes = -1;
-  try {
-    bytes = typeof o.weights === 'string' ? atob(o.weights).length : -1;
-  } catch {
-    /* not base64: reported below */
-  }
+  // Byte count from the text itself: the weights are decoded once, when the captioner loads.
+  const w = o.weights;
+  const bytes = typeof w === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(w) && w.length % 4 === 0 ? (w.length / 4) * 3 - (w.match(/=*$/)![0].length) : -1;
   if (bytes !== expected) problems.push(`colourCheck.weights must be ${expected} bytes of float16 in base64 ([${featureSize} + ${COLOUR_BINS.length}, ${C}]), got ${bytes < 0 ? 'no base64 string' : `${bytes} bytes`}`);
   return problems;
 }

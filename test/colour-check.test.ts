@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { toFloat16 } from '../shared/bundle/quantize';
 import { memorySource } from '../shared/bundle/source';
 import { loadCaptioner } from '../shared/captioner';
-import { COLOUR_BINS, colourCheckInput, colourCheckProblems, colourCheckWeights, colourFractions, unlikelyColours, type ColourCheck } from '../shared/colour-check';
+import { COLOUR_BINS, colourCheckInput, colourCheckProblems, colourCheckWeights, colourFractions, encodeColourCheckWeights, unlikelyColours, type ColourCheck } from '../shared/colour-check';
 import type { RgbImage } from '../shared/image/types';
 import { tinyBundle } from './helpers/tiny-bundle';
 
@@ -16,10 +15,8 @@ const bin = (name: (typeof COLOUR_BINS)[number]) => COLOUR_BINS.indexOf(name);
 
 /** A check over `words` (featureSize inputs + the bins) with all-zero weights: each word's probability is sigmoid(bias). */
 function zeroCheck(words: string[], featureSize: number, bias: number[], threshold: number): ColourCheck {
-  const halves = toFloat16(new Float32Array((featureSize + COLOUR_BINS.length) * words.length));
-  let s = '';
-  for (const b of new Uint8Array(halves.buffer)) s += String.fromCharCode(b);
-  return { version: 1, words, featureSize, weights: btoa(s), bias, threshold };
+  const weights = encodeColourCheckWeights(new Float32Array((featureSize + COLOUR_BINS.length) * words.length));
+  return { version: 1, words, featureSize, weights, bias, threshold };
 }
 
 describe('colour fractions', () => {
@@ -62,6 +59,13 @@ describe('colour check', () => {
     expect(colourCheckProblems({ ...good, threshold: 2 }, 4)).toEqual(['colourCheck.threshold must be a number from 0 to 1']);
     expect(colourCheckProblems({ ...good, weights: 'AAAA' }, 4)).toEqual(['colourCheck.weights must be 30 bytes of float16 in base64 ([4 + 11, 1]), got 3 bytes']);
     expect(colourCheckProblems({ ...good, bias: [0, 1] }, 4)).toEqual(['colourCheck.bias must be 1 numbers']);
+    // 32 bytes: base64 with one padding character; not base64 at all.
+    expect(colourCheckProblems(zeroCheck(['red'], 5, [0], 0.3), 5)).toEqual([]);
+    expect(colourCheckProblems({ ...good, weights: 'not base64!' }, 4)).toEqual(['colourCheck.weights must be 30 bytes of float16 in base64 ([4 + 11, 1]), got no base64 string']);
+    // Stored as float16: decoded back within float16's precision.
+    const values = Float32Array.from({ length: 15 }, (_, i) => (i - 7) / 3);
+    const back = colourCheckWeights({ ...good, weights: encodeColourCheckWeights(values) });
+    values.forEach((v, i) => expect(back[i]).toBeCloseTo(v, 2));
   });
 
   it('in a bundle: a banned word never appears, rows carry the colour fractions, and an unknown word is a clear error', async () => {

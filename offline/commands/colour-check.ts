@@ -1,10 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toFloat16 } from '../../shared/bundle/quantize';
 import type { BundleSource } from '../../shared/bundle/source';
 import { loadCaptioner } from '../../shared/captioner';
-import { COLOUR_BINS, colourCheckInput, colourCheckWeights, colourFractions, unlikelyColours, type ColourCheck } from '../../shared/colour-check';
+import { colourCheckInput, colourCheckWeights, colourFractions, encodeColourCheckWeights, unlikelyColours, type ColourCheck } from '../../shared/colour-check';
 import { decodeImage } from '../../shared/image/decode';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import { selectBackend } from '../backend';
@@ -82,7 +81,7 @@ export async function colourCheckCommand(o: ColourCheckOptions): Promise<string>
     const w = refWords(n);
     return words.map((c) => (w.has(c) ? 1 : 0));
   });
-  const fit = fitLogistic(tr.inputs, labels, words.length, o.steps);
+  const fit = fitColourRegressions(tr.inputs, labels, words.length, o.steps);
   log(`fitted ${words.length} colour words on ${train.length} train photos (final loss ${fit.loss.toFixed(4)})`);
   const check = (threshold: number): ColourCheck => ({ version: 1, words, featureSize: P, weights: fit.weights, bias: fit.bias, threshold, fittedOn: `${train.length} train photos; threshold chosen on ${dev.length} dev photos (beam 3)` });
   const decoded = colourCheckWeights(check(0));
@@ -120,9 +119,10 @@ export async function colourCheckCommand(o: ColourCheckOptions): Promise<string>
 
 /**
  * One logistic regression per column of `labels` on standardised inputs (full-batch Adam, small
- * L2), returned with the standardisation folded into the weights: ready for raw inputs.
+ * L2), returned with the standardisation folded into the weights: ready for raw inputs. In tfjs,
+ * not calibrate/fit.ts's plain-JS `fitLogistic`: 6,000 × 1,291 inputs × 13 words is too much for it.
  */
-function fitLogistic(inputs: Float32Array[], labels: number[], outputs: number, steps: number): { weights: string; bias: number[]; loss: number } {
+function fitColourRegressions(inputs: Float32Array[], labels: number[], outputs: number, steps: number): { weights: string; bias: number[]; loss: number } {
   const n = inputs.length;
   const d = inputs[0].length;
   return tf.tidy(() => {
@@ -145,10 +145,7 @@ function fitLogistic(inputs: Float32Array[], labels: number[], outputs: number, 
     // z = ((x − mean) / std)·W + b = x·(W / std) + (b − (mean / std)·W)
     const Wf = W.div(std.reshape([d, 1]));
     const bf = b.sub(mean.div(std).reshape([1, d]).matMul(W).reshape([outputs]));
-    const weights = new Uint8Array(toFloat16(Wf.dataSync() as Float32Array).buffer);
-    let bin = '';
-    for (const byte of weights) bin += String.fromCharCode(byte);
-    const out = { weights: btoa(bin), bias: Array.from(bf.dataSync()), loss };
+    const out = { weights: encodeColourCheckWeights(Wf.dataSync() as Float32Array), bias: Array.from(bf.dataSync()), loss };
     opt.dispose();
     W.dispose();
     b.dispose();
