@@ -103,6 +103,7 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
   .option('--seed <n>', 'random seed', int, d.seed)
   .option('--init-from <run>', 'start from a finished decoder run (its vocabulary and best weights)')
   .option('--extra-captions <csv>', 'more training captions for train photos, an image,caption CSV (e.g. offline:teacher-captions output)')
+  .option('--concat <model.json#layer>', "append another encoder's pooled feature (repeatable; normalization auto): a concatenation of teachers, scored on cached dev features since a bundle holds one encoder", (v: string, all: string[]) => [...all, v], [] as string[])
   .option('--quantizations <list>', `bundles to export and score, comma-separated (${QUANTIZATIONS.join(', ')})`, quantizationList, ['none', 'uint8'])
   .option('--no-export', 'skip export and bundle evaluation')
   .action(async (f) => {
@@ -141,6 +142,10 @@ trainingRunOptions(encoderOptions(program.command('train').description('train th
       evalImages: f.evalImages,
       initFrom: f.initFrom,
       extraCaptions: f.extraCaptions,
+      concat: (f.concat as string[]).map((spec) => {
+        const [modelPath, layer] = spec.split('#');
+        return { modelPath, layer: layer || undefined, normalization: normalizationFor('auto', modelPath) };
+      }),
     });
   });
 

@@ -212,6 +212,37 @@ describe('offline pipeline end to end', () => {
     expect(sum.trainCaptions).toBe(humanCaptions + dataset.splits.train.length);
   });
 
+  it('--concat: a decoder on two encoders\' pooled features side by side, scored on the cached dev features since no bundle holds it', async () => {
+    const data = join(root, 'flickr-concat');
+    writeTinyFlickr(data);
+    const modelOf = async (name: string, featureSize: number, seed: number) => {
+      const m = buildCompactVgg16({ widthMultiplier: 1 / 16, inputSize: 32, featureSize }, { seed });
+      for (const [p, b] of await serializeLayersModel(m, '', 'none')) writeFileAtomic(join(root, name, p), b);
+      m.dispose();
+      return join(root, name, 'model.json');
+    };
+    const [a, b] = [await modelOf('concat-a', 12, 5), await modelOf('concat-b', 7, 6)];
+    const cacheDir = join(root, 'cache-concat');
+    const runDir = join(root, 'run-concat');
+    const config = { ...DEFAULT_DECODER_CONFIG, minWordCount: 1, maxLength: 8, embeddingSize: 16, units: 24, batchSize: 8, epochs: 2, learningRate: 1e-2 };
+    const common = { dataPath: data, glovePath: null, encoderModel: a, normalization: UNIT_RANGE_NORMALIZATION, cacheDir, runsDir: join(root, 'runs'), config, quantizations: ['none' as const], evalImages: 0 };
+    await trainCommand({ ...common, runDir, export: true, concat: [{ modelPath: b, normalization: UNIT_RANGE_NORMALIZATION }] });
+
+    expect(readdirSync(cacheDir)).toHaveLength(2); // each encoder's features cached once, under its own id
+    const best = await loadBest(runDir);
+    expect(best.inputs[0].shape).toEqual([null, 19]);
+    best.dispose();
+    const sum = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8'));
+    expect(sum.encoder.concatenated.map((c: { featureSize: number }) => c.featureSize)).toEqual([7]);
+    expect(existsSync(join(runDir, 'bundle-none'))).toBe(false);
+    // Greedy on the same cached dev features is what picked the best epoch.
+    expect(sum.devFromFeatures.source).toBe('feature cache (float)');
+    expect(sum.devFromFeatures.byBeam['1'].ciderD).toBeCloseTo(sum.bestDevCiderDGreedy, 10);
+    expect(sum.devFromFeatures.byBeam['3'].distinct).toBeGreaterThan(0);
+
+    await expect(trainCommand({ ...common, runDir: join(root, 'run-concat-grid'), export: false, gridLayer: 'block5_conv3', concat: [{ modelPath: b, normalization: UNIT_RANGE_NORMALIZATION }] })).rejects.toThrow(/an attention grid and concatenated encoders do not go together/);
+  });
+
   it('attention: --grid-layer caches the grid (float16), trains, exports an lstm-attention bundle; SCST keeps it; the bundle gives maps', async () => {
     const data = join(root, 'flickr3');
     writeTinyFlickr(data);

@@ -6,7 +6,8 @@ import type { DecoderTrainConfig } from '../config';
 import { readDataset } from '../data/captions';
 import { readExtraCaptions, withExtraCaptions } from '../data/extra-captions';
 import { readGlove } from '../data/glove';
-import { loadFeatureRows } from '../features/feature-rows';
+import { evaluateOnFeatures } from '../evaluate/evaluate-features';
+import { loadFeatureRows, type ConcatEncoder } from '../features/feature-rows';
 import { writeJsonAtomic } from '../fs-atomic';
 import { openTrainingRun } from '../run-folder';
 import { encodeExamples } from '../train/batches';
@@ -29,6 +30,12 @@ export interface TrainCommandOptions extends BundleExportOptions {
   initFrom?: string;
   /** An image,caption CSV of more captions for train photos (e.g. a teacher's: sequence-level distillation). */
   extraCaptions?: string;
+  /**
+   * Other encoders whose pooled features are appended to the encoder's (a concatenation of
+   * teachers). A bundle holds one encoder, so such a run is scored on the cached dev features
+   * instead of exported.
+   */
+  concat?: ConcatEncoder[];
 }
 
 const log = (l: string) => console.error(l);
@@ -50,9 +57,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   writeJsonAtomic(vocabPath, vocab.toJSON());
   log(`vocabulary: ${vocab.size} words (min count ${cfg.minWordCount}) from ${train.length} train images`);
 
-  const feats = await loadFeatureRows({ dataset, names: [...train, ...dev], encoderModel: o.encoderModel, layer: o.encoderLayer, gridLayer: o.gridLayer, normalization: o.normalization, cacheDir: o.cacheDir });
+  const feats = await loadFeatureRows({ dataset, names: [...train, ...dev], encoderModel: o.encoderModel, layer: o.encoderLayer, gridLayer: o.gridLayer, normalization: o.normalization, cacheDir: o.cacheDir, concat: o.concat });
   const encoder = feats.encoder;
   const grid = feats.grid;
+  if (feats.concatenated.length) log(`features: ${encoder.featureSize} of ${o.encoderModel} + ${feats.concatenated.map((c) => `${c.featureSize} of ${c.modelPath}`).join(' + ')} = ${feats.featureSize} per photo`);
   log(`features: ${feats.names.length} images (${feats.stats.computed} computed at ${feats.stats.imagesPerSecond.toFixed(1)} images/s, ${feats.stats.fromCache} from cache, ${feats.stats.failed.length} failed)${grid ? `; attending over ${grid.layer}'s ${grid.grid.join('×')}×${grid.channels} grid` : ''}`);
   const have = new Set(feats.names);
 
@@ -87,7 +95,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
   const summary: Record<string, unknown> = {
     runDir,
     backend,
-    encoder: { id: encoder.id, model: o.encoderModel, layer: o.encoderLayer ?? null, featureSize: encoder.featureSize, imagesPerSecond: feats.stats.imagesPerSecond, grid: grid ?? null },
+    encoder: { id: encoder.id, model: o.encoderModel, layer: o.encoderLayer ?? null, featureSize: encoder.featureSize, imagesPerSecond: feats.stats.imagesPerSecond, grid: grid ?? null, concatenated: feats.concatenated },
     vocabulary: vocab.size,
     gloveCoverage,
     trainCaptions: examples.length,
@@ -97,10 +105,15 @@ export async function trainCommand(o: TrainCommandOptions): Promise<string> {
     medianEpochSeconds: median(epochSeconds),
     history: result.state.history,
   };
-  await writeSummaryAndBundles(runDir, summary, o.export && {
+  const evalNames = dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined);
+  if (feats.concatenated.length && o.export) {
+    log(`no bundle: it holds one encoder, this decoder reads ${1 + feats.concatenated.length}; scoring the cached dev features at beam 1 and 3`);
+    summary.devFromFeatures = evaluateOnFeatures({ decoder: result.decoder, vocab, features: feats, names: evalNames, references: dataset.captions, maxLength: cfg.maxLength, beams: [1, 3] });
+  }
+  await writeSummaryAndBundles(runDir, summary, o.export && !feats.concatenated.length && {
     runDir,
     dataset,
-    evalNames: dev.filter((n) => have.has(n)).slice(0, o.evalImages || undefined),
+    evalNames,
     quantizations: o.quantizations,
     encoder,
     grid,

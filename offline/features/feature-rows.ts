@@ -24,13 +24,22 @@ export interface FeatureRows extends FeatureSet {
   /** Columns 0 … pooledSize − 1 of a row are the pooled feature; the grid (cell-major) follows. */
   pooledSize: number;
   grid?: GridSpec & { encoderId: string };
+  /** Other encoders' pooled features appended to each row (`concat`), in order; empty without. */
+  concatenated: { id: string; modelPath: string; layer?: string; featureSize: number }[];
   stats: PrecomputeStats;
+}
+
+/** One more encoder whose pooled feature is appended to the rows (a concatenation of teachers). */
+export interface ConcatEncoder {
+  modelPath: string;
+  layer?: string;
+  normalization: Normalization;
 }
 
 /**
  * Feature rows for the decoder: the pooled feature of `layer`, followed with `gridLayer` by that
- * layer's grid, each computed once into the cache (grids as float16). Photos missing either part
- * are left out.
+ * layer's grid, or with `concat` by other encoders' pooled features; each computed once into the
+ * cache (grids as float16). Photos missing any part are left out.
  */
 export async function loadFeatureRows(o: {
   dataset: Pick<CaptionDataset, 'imageDir'>;
@@ -40,10 +49,14 @@ export async function loadFeatureRows(o: {
   gridLayer?: string;
   normalization: Normalization;
   cacheDir: string;
+  concat?: ConcatEncoder[];
 }): Promise<FeatureRows> {
+  // The grid's columns follow the pooled ones, so appended pooled features would land after the grid.
+  if (o.gridLayer && o.concat?.length) throw new Error('an attention grid and concatenated encoders do not go together: the decoder reads [pooled | grid] rows');
   const encoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.layer, normalization: o.normalization });
   const pooled = await precomputeFeatures({ dataset: o.dataset, names: o.names, encoder, cacheDir: o.cacheDir });
-  if (!o.gridLayer) return { names: pooled.names, matrix: pooled.matrix, featureSize: encoder.featureSize, pooledSize: encoder.featureSize, encoder, stats: pooled.stats };
+  if (o.concat?.length) return concatenate(o, encoder, { ...pooled, featureSize: encoder.featureSize }, o.concat);
+  if (!o.gridLayer) return { names: pooled.names, matrix: pooled.matrix, featureSize: encoder.featureSize, pooledSize: encoder.featureSize, encoder, concatenated: [], stats: pooled.stats };
 
   const gridEncoder = await loadFeatureEncoder({ modelPath: o.encoderModel, layer: o.gridLayer, normalization: o.normalization });
   const shape = gridEncoder.model.outputs[0].shape.slice(1);
@@ -60,11 +73,30 @@ export async function loadFeatureRows(o: {
       encoder,
       pooledSize: encoder.featureSize,
       grid: { layer: o.gridLayer, grid: [rows, cols], channels, encoderId: `${gridEncoder.id}-f16` },
+      concatenated: [],
       stats: sumStats(pooled.stats, grid.stats),
     };
   } finally {
     gridEncoder.dispose();
   }
+}
+
+async function concatenate(o: { dataset: Pick<CaptionDataset, 'imageDir'>; cacheDir: string }, encoder: FeatureEncoder, first: FeatureSet & { stats: PrecomputeStats }, more: ConcatEncoder[]): Promise<FeatureRows> {
+  let rows: FeatureSet = first;
+  let stats = first.stats;
+  const concatenated: FeatureRows['concatenated'] = [];
+  for (const c of more) {
+    const other = await loadFeatureEncoder({ modelPath: c.modelPath, layer: c.layer, normalization: c.normalization });
+    try {
+      const part = await precomputeFeatures({ dataset: o.dataset, names: rows.names, encoder: other, cacheDir: o.cacheDir });
+      rows = joinRows(rows, { ...part, featureSize: other.featureSize });
+      stats = sumStats(stats, part.stats);
+      concatenated.push({ id: other.id, modelPath: c.modelPath, layer: c.layer, featureSize: other.featureSize });
+    } finally {
+      other.dispose();
+    }
+  }
+  return { ...rows, pooledSize: rows.featureSize, encoder, concatenated, stats };
 }
 
 function sumStats(a: PrecomputeStats, b: PrecomputeStats): PrecomputeStats {

@@ -1,0 +1,38 @@
+import type * as tf from '@tensorflow/tfjs';
+import { decoderWeights } from '../../shared/models/decoder-ops';
+import { normalizeCaption } from '../../shared/text/tokenizer';
+import type { Vocabulary } from '../../shared/text/vocabulary';
+import { scoreCaptions, unsupportedColours, type CaptionScores, type ColourTally } from '../metrics';
+import { captionFeatureSet, selectRows, type FeatureSet } from './caption-features';
+
+export interface FeatureEvaluation {
+  /** Says where the figures come from: cached float features, not JPEG bytes through a bundle. */
+  source: 'feature cache (float)';
+  images: number;
+  byBeam: Record<string, Omit<CaptionScores, 'perImage'> & { distinct: number; colours: ColourTally }>;
+}
+
+/**
+ * Scores a decoder on cached features for the named photos, per beam width: the evaluation of a
+ * decoder no bundle can hold (e.g. one reading several encoders' features side by side).
+ */
+export function evaluateOnFeatures(o: {
+  decoder: tf.LayersModel;
+  vocab: Vocabulary;
+  features: FeatureSet;
+  names: string[];
+  references: Map<string, string[]>;
+  maxLength: number;
+  beams: number[];
+}): FeatureEvaluation {
+  const set = selectRows(o.features, o.names);
+  const refs = new Map(o.names.map((n) => [n, (o.references.get(n) ?? []).map(normalizeCaption)]));
+  const weights = decoderWeights(o.decoder);
+  const out: FeatureEvaluation = { source: 'feature cache (float)', images: o.names.length, byBeam: {} };
+  for (const beam of o.beams) {
+    const caps = captionFeatureSet(weights, o.vocab, set, { beam, maxLength: o.maxLength });
+    const { perImage: _perImage, ...scores } = scoreCaptions(refs, caps);
+    out.byBeam[String(beam)] = { ...scores, distinct: new Set(caps.values()).size, colours: unsupportedColours(refs, caps) };
+  }
+  return out;
+}
