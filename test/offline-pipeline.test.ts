@@ -24,6 +24,7 @@ import { evaluateBundle } from '../offline/evaluate/evaluate-bundle';
 import { captionFeatureSet } from '../offline/evaluate/caption-features';
 import { loadFeatureEncoder } from '../offline/features/encoder';
 import { precomputeFeatures } from '../offline/features/precompute';
+import { loadFeatureRows } from '../offline/features/feature-rows';
 import { decoderWeights } from '../shared/models/decoder-ops';
 import { Vocabulary } from '../shared/text/vocabulary';
 import { serializeLayersModel } from '../shared/bundle/model-io';
@@ -229,6 +230,18 @@ describe('offline pipeline end to end', () => {
     await trainCommand({ ...common, runDir, export: true, concat: [{ modelPath: b, normalization: UNIT_RANGE_NORMALIZATION }] });
 
     expect(readdirSync(cacheDir)).toHaveLength(2); // each encoder's features cached once, under its own id
+    // The rows are [a | b] / 2, from the cache.
+    const dataset = readDataset(data);
+    const names = [...dataset.splits.train, ...dataset.splits.dev];
+    const rowsOf = (o: { encoderModel: string; concat?: { modelPath: string; normalization: typeof UNIT_RANGE_NORMALIZATION }[] }) => loadFeatureRows({ dataset, names, normalization: UNIT_RANGE_NORMALIZATION, cacheDir, ...o });
+    const [both, onlyA, onlyB] = [await rowsOf({ encoderModel: a, concat: [{ modelPath: b, normalization: UNIT_RANGE_NORMALIZATION }] }), await rowsOf({ encoderModel: a }), await rowsOf({ encoderModel: b })];
+    expect(both.stats.computed).toBe(0);
+    expect(both.featureSize).toBe(19);
+    both.names.forEach((n, i) => {
+      const [ra, rb] = [onlyA.names.indexOf(n), onlyB.names.indexOf(n)];
+      const expected = [...onlyA.matrix.subarray(ra * 12, ra * 12 + 12), ...onlyB.matrix.subarray(rb * 7, rb * 7 + 7)].map((v) => v / 2);
+      expect([...both.matrix.subarray(i * 19, i * 19 + 19)]).toEqual(expected.map((v) => Math.fround(v)));
+    });
     const best = await loadBest(runDir);
     expect(best.inputs[0].shape).toEqual([null, 19]);
     best.dispose();

@@ -24,7 +24,7 @@ export interface FeatureRows extends FeatureSet {
   /** Columns 0 … pooledSize − 1 of a row are the pooled feature; the grid (cell-major) follows. */
   pooledSize: number;
   grid?: GridSpec & { encoderId: string };
-  /** Other encoders' pooled features appended to each row (`concat`), in order; empty without. */
+  /** Other encoders' pooled features appended to each row (`concat`), in order, every part scaled by 1/parts; empty without. */
   concatenated: { id: string; modelPath: string; layer?: string; featureSize: number }[];
   stats: PrecomputeStats;
 }
@@ -96,6 +96,11 @@ async function concatenate(o: { dataset: Pick<CaptionDataset, 'imageDir'>; cache
       other.dispose();
     }
   }
+  // Every part × 1/k: Adam moves each weight by about the learning rate whatever its input, so a
+  // pre-activation moves with the sum of |feature|; k teachers side by side would otherwise step k×
+  // as far as one (the plain concatenation of two diverged into "a a a …" at the recipe's rate).
+  const k = 1 + more.length;
+  for (let i = 0; i < rows.matrix.length; i++) rows.matrix[i] /= k;
   return { ...rows, pooledSize: rows.featureSize, encoder, concatenated, stats };
 }
 
