@@ -296,9 +296,10 @@ program
   .requiredOption('--bundle <dir>', 'source bundle (best: an unquantized one)')
   .requiredOption('--out <dir>', 'destination folder, replaced atomically')
   .addOption(new Option('--quantization <q>', 'weight encoding').choices([...QUANTIZATIONS]).default('uint8'))
+  .option('--fold-projection', "fold the encoder's linear projection into the decoder and colour check (fewer weights to serve; the features become the pooled head's)")
   .action(async (f) => {
     const { exportCommand } = await import('./commands/export');
-    await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization });
+    await exportCommand({ bundleDir: f.bundle, outDir: f.out, quantization: f.quantization, foldProjection: Boolean(f.foldProjection) });
   });
 
 program

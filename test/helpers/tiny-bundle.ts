@@ -18,14 +18,15 @@ export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'gras
  * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
  * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
  */
-export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel; attention?: boolean } = {}): Promise<Map<string, Uint8Array>> {
+export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel; attention?: boolean; featureSize?: number } = {}): Promise<Map<string, Uint8Array>> {
   const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
-  const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize: 24 };
+  const featureSize = opts.featureSize ?? 24;
+  const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
   // With attention: over block5_conv3, the last 2×2 grid (32 channels) of the 32² input.
   // A high temperature: maps that visibly differ per cell even with random weights.
   const attention = opts.attention ? { grid: TINY_GRID, channels: 32, size: 8, temperature: 10 } : undefined;
-  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize: 24, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0, attention });
+  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0, attention });
   // Larger random weights than the initialisers give, so captions vary with the image.
   let s = opts.seed ?? 1;
   for (const layer of decoder.layers) {
@@ -48,7 +49,7 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
         modelPath: 'encoder/model.json',
         inputSize: 32,
         normalization: UNIT_RANGE_NORMALIZATION,
-        featureSize: 24,
+        featureSize,
         widthMultiplier: vgg.widthMultiplier,
         params: cost.params,
         flops: cost.flops,
