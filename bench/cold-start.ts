@@ -16,6 +16,7 @@
  *   npx tsx bench/cold-start.ts                  # 5 cold starts, 10 warm requests each
  *   npx tsx bench/cold-start.ts --runs 9 --against /tmp/base --out runs/bench-cold-start-ab.json
  *   npx tsx bench/cold-start.ts --runs 7 --against bare
+ *   npx tsx bench/cold-start.ts --runs 7 --against . --assets-before /tmp/old-assets
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -24,7 +25,7 @@ import { startWranglerDev } from '../test/helpers/wrangler-dev';
 import { photoJpeg } from './images';
 import { median } from './stats';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, warm: { type: 'string', default: '10' }, against: { type: 'string' }, page: { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-cold-start.json' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, warm: { type: 'string', default: '10' }, against: { type: 'string' }, 'assets-before': { type: 'string' }, page: { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-cold-start.json' } } });
 const root = resolve(import.meta.dirname, '..');
 const photo = photoJpeg(224, 224);
 
@@ -38,9 +39,9 @@ interface Run {
   load: { backendMs: number; readMs: number; buildMs: number; warmupMs: number };
 }
 
-async function coldStart(tree: string): Promise<Run> {
+async function coldStart(tree: string, assetsDir: string): Promise<Run> {
   const bare = tree === 'bare';
-  const server = await startWranglerDev({ root: bare ? root : tree, bare, assetsDir: join(root, 'assets'), vars: { CACHE_TTL_SECONDS: '0' } });
+  const server = await startWranglerDev({ root: bare ? root : tree, bare, assetsDir, vars: { CACHE_TTL_SECONDS: '0' } });
   try {
     const post = async () => {
       const t0 = performance.now();
@@ -67,7 +68,7 @@ const trees = args.against ? { before: args.against === 'bare' ? 'bare' : resolv
 const runs: Record<string, Run[]> = Object.fromEntries(Object.keys(trees).map((k) => [k, []]));
 for (let i = 0; i < Number(args.runs); i++) {
   for (const [name, tree] of Object.entries(trees)) {
-    const run = await coldStart(tree);
+    const run = await coldStart(tree, name === 'before' && args['assets-before'] ? resolve(args['assets-before']) : join(root, 'assets'));
     runs[name].push(run);
     const l = run.load;
     console.log(
