@@ -13,6 +13,8 @@
  * see the same machine load (both serve this tree's assets/, so only the worker code differs); it
  * prints both medians and the median of the pairwise differences. `--against bare` compares with
  * plain `wrangler dev` of this tree (devtools inspector on, no front server) instead.
+ * `--against . --assets-before <dir>` compares two bundles under the same code instead: the
+ * "before" server serves that assets folder (one holding the other bundle in model/).
  *   npx tsx bench/cold-start.ts                  # 5 cold starts, 10 warm requests each
  *   npx tsx bench/cold-start.ts --runs 9 --against /tmp/base --out runs/bench-cold-start-ab.json
  *   npx tsx bench/cold-start.ts --runs 7 --against bare
