@@ -73,8 +73,9 @@ describe('foldProjection', () => {
     });
   }
 
-  it('refuses an encoder whose feature is not a linear projection', async () => {
+  it('refuses an encoder whose feature is not a linear projection, or one that does not shrink', async () => {
     const b = await loadBundle(memorySource(await tinyBundle()));
+    expect(() => foldProjection(b)).toThrow(/nothing to gain: 'projection' maps 32 pooled values to 24 features/);
     const relu = tf.layers.dense({ units: 24, activation: 'relu', name: 'projection' }).apply(b.encoder.outputs[0].sourceLayer.input as tf.SymbolicTensor) as tf.SymbolicTensor;
     const encoder = tf.model({ inputs: b.encoder.inputs, outputs: relu });
     expect(() => foldProjection({ ...b, encoder })).toThrow(/nothing to fold: the encoder's feature comes from 'projection' \(Dense, relu\)/);

@@ -33,6 +33,7 @@ export function foldProjection(b: { manifest: BundleManifest; encoder: tf.Layers
   const inSize = pooled.shape[pooled.shape.length - 1] as number;
   const [P, bP] = proj.getWeights() as [tf.Tensor2D, tf.Tensor1D?];
   const outSize = P.shape[1];
+  if (inSize >= outSize) throw new Error(`nothing to gain: '${proj.name}' maps ${inSize} pooled values to ${outSize} features, so folding it would not shrink what reads them`);
   const foldMatrix = (W: tf.Tensor2D, bias: tf.Tensor1D | undefined): [tf.Tensor2D, tf.Tensor1D] =>
     tf.tidy(() => {
       const b0 = bias ?? tf.zeros([W.shape[1]]);
