@@ -44,6 +44,7 @@ describe('foldProjection', () => {
       const b = await loadBundle(memorySource(files));
       const folded = foldProjection(b);
       expect(folded.manifest.encoder.featureSize).toBe(32);
+      expect(folded.manifest.id).toBe(`${b.manifest.id}-folded`);
       expect(folded.manifest.colourCheck!.featureSize).toBe(32);
       expect(folded.manifest.encoder.params).toBe(b.manifest.encoder.params! - 32 * 48 - 48);
       expect(folded.manifest.training).toMatchObject({ projectionFolded: { layer: 'projection', from: 48, to: 32 } });
