@@ -126,7 +126,11 @@ mkdirSync(dirname(resolve(root, args.out!)), { recursive: true });
 writeFileSync(resolve(root, args.out!), JSON.stringify(results, null, 2));
 
 console.log(`bundle: ${bundleLabel}`);
-console.log(`wrangler dev ready: ${server.readyMs} ms; start → first caption: ${(results.startToFirstCaptionMs as number).toFixed(0)} ms (first request ${first2(results.firstCaptionRequestMs)} ms)`);
+const warm224 = (results.latency as { image: string; query: string; wallMs: number }[]).find((r) => r.image === '224x224' && r.query === 'beam=3')?.wallMs;
+console.log(
+  `wrangler dev ready: ${server.readyMs} ms; start → first caption: ${(results.startToFirstCaptionMs as number).toFixed(0)} ms (first request ${first2(results.firstCaptionRequestMs)} ms` +
+    `${warm224 ? ` = ${((results.firstCaptionRequestMs as number) / warm224).toFixed(1)}× the warm 224² beam-3 request, ${warm224} ms` : ''})`,
+);
 console.table(results.latency);
 if (results.compare) {
   console.log(`compared with ${args.compare} (224×224):`);
