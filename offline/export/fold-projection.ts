@@ -68,7 +68,7 @@ export function foldProjection(b: { manifest: BundleManifest; encoder: tf.Layers
     }
   }
 
-  const removed = P.size + (bP?.size ?? 0) + FEATURE_READERS.reduce((a, n) => a + (outSize - inSize) * (b.decoder.getLayer(n).getWeights()[0].shape[1] ?? 0), 0);
+  const removed = P.size + (bP?.size ?? 0) + FEATURE_READERS.reduce((a, n) => a + (outSize - inSize) * (b.decoder.getLayer(n).getWeights()[0].shape[1] as number), 0);
   const manifest: BundleManifest = {
     ...m,
     id: `${m.id}-folded`, // other weights under the same name would be a different model with the same id
