@@ -222,7 +222,7 @@ export function featureDecoder(parts: { weights: DecoderWeights; vocabulary: Voc
   const F = featureRowSize(weights);
   const grid = weights.attention?.config.grid;
   const maxWords = parts.maxLength - 1;
-  const banned = [vocabulary.padId, vocabulary.startId, vocabulary.unknownId];
+  const banned = vocabulary.neverSaidIds;
   const toText = (h: Hypothesis): ScoredCaption => ({ caption: vocabulary.decode(h.tokens), score: h.score, logProb: h.logProb });
   const GREEDY_BATCH = 256;
 

@@ -65,7 +65,7 @@ export async function teacherCaptionsCommand(o: TeacherCaptionsCommandOptions): 
     if (o.sample) {
       for (let s = 0; s < perPhoto; s++) {
         const f = tf.tensor2d(block, [n, F]);
-        const drawn = sampleCaptions(weights, f, { maxLength: m.decoder.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] }, random);
+        const drawn = sampleCaptions(weights, f, { maxLength: m.decoder.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: vocab.neverSaidIds }, random);
         f.dispose();
         drawn.forEach((d, k) => rows.push([feats.names[i + k], vocab.decode(d.tokens)]));
       }

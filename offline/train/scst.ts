@@ -53,7 +53,7 @@ export async function trainScst(input: ScstInput): Promise<{ decoder: tf.LayersM
   const rowOf = new Map(features.names.map((n, i) => [n, i]));
   const devSet = selectRows(features, input.dev.names);
   const scorer = new CiderDScorer(input.train.references);
-  const search = { maxLength: input.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: [vocab.padId, vocab.startId, vocab.unknownId] };
+  const search = { maxLength: input.maxLength, startId: vocab.startId, endId: vocab.endId, bannedIds: vocab.neverSaidIds };
   const optimizer = tf.train.adam(cfg.learningRate);
   const lrAt = (epoch: number) => cfg.learningRate * Math.pow(cfg.lrDecay, epoch - 1);
   const stepsPerEpoch = Math.floor(input.train.names.length / cfg.batchImages);

@@ -18,6 +18,8 @@ export class Vocabulary {
   readonly startId = 1;
   readonly endId = 2;
   readonly unknownId = 3;
+  /** Ids no caption contains (padding, <start>, <unk>): searches and samplers never emit them. */
+  readonly neverSaidIds: readonly number[] = [this.padId, this.startId, this.unknownId];
   private readonly index: Map<string, number>;
 
   constructor(words: readonly string[]) {
