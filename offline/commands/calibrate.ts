@@ -7,10 +7,11 @@ import { toEncoderInput } from '../../shared/image/normalize';
 import type { RgbImage } from '../../shared/image/types';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import { selectBackend } from '../backend';
+import { updateBundleManifest } from '../bundle-manifest';
 import { fitImageStats, fitLogistic, spearman } from '../calibrate/fit';
 import { nonPhotos } from '../calibrate/non-photos';
 import { readDataset } from '../data/captions';
-import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { ciderD } from '../metrics';
 import { createProgress } from '../report/progress';
@@ -98,9 +99,7 @@ export async function calibrateCommand(o: CalibrateOptions): Promise<string> {
   });
   captioner.dispose();
 
-  const manifestPath = join(o.bundleDir, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
-  writeFileAtomic(manifestPath, `${JSON.stringify({ ...manifest, confidence: model }, null, 2)}\n`);
+  const manifestPath = updateBundleManifest(o.bundleDir, () => ({ confidence: model }));
   const quantile = (a: number[], q: number) => [...a].sort((p, s) => p - s)[Math.floor(q * (a.length - 1))];
   const summary = {
     bundle: o.bundleDir,

@@ -7,8 +7,9 @@ import { colourCheckInput, colourCheckWeights, colourFractions, encodeColourChec
 import { decodeImage } from '../../shared/image/decode';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import { selectBackend } from '../backend';
+import { updateBundleManifest } from '../bundle-manifest';
 import { readDataset } from '../data/captions';
-import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
 import { COLOUR_WORDS, scoreCaptions, unsupportedColours } from '../metrics';
 import { createProgress } from '../report/progress';
@@ -105,15 +106,15 @@ export async function colourCheckCommand(o: ColourCheckOptions): Promise<string>
   log(`kept threshold ${kept.threshold}: colour words in no reference ${unchecked.colours.unsupported} → ${kept.colours.unsupported} (beam 3), CIDEr-D ${unchecked.ciderD.toFixed(4)} → ${kept.ciderD.toFixed(4)}`);
 
   // The check and the dev metrics measured with it go into the manifest (the model card serves them).
-  const manifestPath = join(o.bundleDir, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
   const strip = ({ threshold: _t, beam: _b, distinct: _d, colours: _c, ...scores }: ReturnType<typeof evaluate>) => scores;
-  const metrics = { ...(manifest.metrics as Record<string, unknown> | undefined), greedy: strip(greedy), beam3: strip(kept), distinctCaptions: { '1': greedy.distinct, '3': kept.distinct }, unsupportedColours: { '1': greedy.colours, '3': kept.colours }, colourCheck: true };
-  writeFileAtomic(manifestPath, `${JSON.stringify({ ...manifest, colourCheck: check(kept.threshold), metrics }, null, 2)}\n`);
+  const manifestPath = updateBundleManifest(o.bundleDir, (manifest) => ({
+    colourCheck: check(kept.threshold),
+    metrics: { ...(manifest.metrics as Record<string, unknown> | undefined), greedy: strip(greedy), beam3: strip(kept), distinctCaptions: { '1': greedy.distinct, '3': kept.distinct }, unsupportedColours: { '1': greedy.colours, '3': kept.colours }, colourCheck: true },
+  }));
   captioner.dispose();
   writeJsonAtomic(join(runDir, 'summary.json'), { bundle: o.bundleDir, backend, words, trainPhotos: train.length, devPhotos: dev.length, loss: fit.loss, unchecked, sweep, kept: kept.threshold, greedy });
   log(`wrote the colour check into ${manifestPath}; summary in ${join(runDir, 'summary.json')}`);
-  if (manifest.confidence) log('its caption confidence was fitted on captions made without the check: run offline:calibrate on it again');
+  if (captioner.manifest.confidence) log('its caption confidence was fitted on captions made without the check: run offline:calibrate on it again');
   return runDir;
 }
 

@@ -1,10 +1,10 @@
 import type * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EncoderSpec, Quantization } from '../../shared/bundle/manifest';
 import type { DecoderConfig } from '../../shared/models/decoder';
 import { compactVgg16Cost } from '../../shared/models/vgg16';
 import type { Vocabulary } from '../../shared/text/vocabulary';
+import { updateBundleManifest } from '../bundle-manifest';
 import type { CaptionDataset } from '../data/captions';
 import { evaluateBundle, galleryItems } from '../evaluate/evaluate-bundle';
 import { galleryHtml } from '../evaluate/gallery';
@@ -76,7 +76,7 @@ export async function exportScoredBundles(o: ExportScoredInput): Promise<Record<
     const ev = await evaluateBundle(outDir, o.dataset, o.evalNames, [1, 3]);
     const distinct = Object.fromEntries(Object.entries(ev.captions).map(([beam, caps]) => [beam, new Set(caps.values()).size]));
     evaluations[q] = { bytes: size.bytes, byBeam: ev.byBeam, distinctCaptions: distinct, unsupportedColours: ev.colours, msPerImage: ev.msPerImage };
-    recordMetrics(outDir, { split: 'Flickr8k dev', images: o.evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'], distinctCaptions: distinct, unsupportedColours: ev.colours });
+    updateBundleManifest(outDir, () => ({ metrics: { split: 'Flickr8k dev', images: o.evalNames.length, greedy: ev.byBeam['1'], beam3: ev.byBeam['3'], distinctCaptions: distinct, unsupportedColours: ev.colours } }));
     o.log(`${q}: greedy BLEU-4 ${ev.byBeam['1'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['1'].ciderD.toFixed(4)}; beam 3 BLEU-4 ${ev.byBeam['3'].bleu4.toFixed(4)} CIDEr-D ${ev.byBeam['3'].ciderD.toFixed(4)}; distinct captions ${JSON.stringify(distinct)}; colour words no reference uses ${JSON.stringify(Object.fromEntries(Object.entries(ev.colours).map(([b, c]) => [b, c.unsupported])))}`);
     if (q === o.quantizations[0]) {
       const items = galleryItems(ev, o.dataset, o.evalNames, [1, 3]);
@@ -95,13 +95,6 @@ export async function writeSummaryAndBundles(runDir: string, summary: Record<str
   if (!exportInput) return;
   summary.bundles = await exportScoredBundles(exportInput);
   writeJsonAtomic(join(runDir, 'summary.json'), summary);
-}
-
-/** Writes the measured dev metrics into the bundle's manifest (the model card serves them). */
-function recordMetrics(bundleDir: string, metrics: Record<string, unknown>): void {
-  const path = join(bundleDir, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  writeFileAtomic(path, `${JSON.stringify({ ...manifest, metrics }, null, 2)}\n`);
 }
 
 /** Manifest entry for the encoder: a compact VGG16 is recognised by its layer names, and its cost recorded. */
