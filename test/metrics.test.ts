@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { bleuFromTotals, ciderD, corpusBleu, scoreCaptions, unsupportedColours } from '../offline/metrics';
+import { bleuFromTotals, ciderD, corpusBleu, scoreCaptions, summarizeCaptions, unsupportedColours } from '../offline/metrics';
 
 interface VectorCase {
   name: string;
@@ -197,5 +197,20 @@ describe('unsupported colour words', () => {
     expect(unsupportedColours(refs, cands)).toEqual({ said: 3, unsupported: 2, captions: 2 });
     // Every colour supported by some reference of the same photo: nothing made up.
     expect(unsupportedColours(refs, { a: 'a man in a blue shirt', b: 'a brown dog' })).toEqual({ said: 2, unsupported: 0, captions: 0 });
+  });
+
+  it('summarizeCaptions: corpus scores, distinct captions and made-up colours of one caption set', () => {
+    const refs = new Map([
+      ['a', ['a man in a blue shirt sits', 'a man on a bench']],
+      ['b', ['a brown dog runs', 'a dog in the grass']],
+      ['c', ['a brown dog runs', 'two children play']],
+    ]);
+    const cands = new Map([
+      ['a', 'a man in a red shirt'],
+      ['b', 'a brown dog runs'],
+      ['c', 'a brown dog runs'],
+    ]);
+    const { perImage: _p, ...scores } = scoreCaptions(refs, cands);
+    expect(summarizeCaptions(refs, cands)).toEqual({ ...scores, distinct: 2, colours: { said: 3, unsupported: 1, captions: 1 } });
   });
 });

@@ -11,7 +11,7 @@ import { updateBundleManifest } from '../bundle-manifest';
 import { readDataset } from '../data/captions';
 import { writeJsonAtomic } from '../fs-atomic';
 import { fileSource } from '../fs-source';
-import { COLOUR_WORDS, scoreCaptions, unsupportedColours } from '../metrics';
+import { COLOUR_WORDS, summarizeCaptions } from '../metrics';
 import { createProgress } from '../report/progress';
 import { createRunDir } from '../run-folder';
 
@@ -91,9 +91,7 @@ export async function colourCheckCommand(o: ColourCheckOptions): Promise<string>
   const evaluate = (threshold: number, beam: number) => {
     const banned = dv.inputs.map((x) => unlikelyColours(check(threshold), decoded, x).map((w) => vocab.idOf(w)));
     const results = captioner.captionFeatures(dv.rows, { beam }, banned);
-    const caps = new Map(results.map((r, i) => [dev[i], r.caption]));
-    const { perImage: _p, ...scores } = scoreCaptions(refs, caps);
-    return { threshold, beam, ...scores, distinct: new Set(caps.values()).size, colours: unsupportedColours(refs, caps) };
+    return { threshold, beam, ...summarizeCaptions(refs, new Map(results.map((r, i) => [dev[i], r.caption]))) };
   };
   const sweep = o.thresholds.map((t) => {
     const r = evaluate(t, 3);

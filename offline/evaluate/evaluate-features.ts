@@ -2,14 +2,14 @@ import type * as tf from '@tensorflow/tfjs';
 import { decoderWeights } from '../../shared/models/decoder-ops';
 import { normalizeCaption } from '../../shared/text/tokenizer';
 import type { Vocabulary } from '../../shared/text/vocabulary';
-import { scoreCaptions, unsupportedColours, type CaptionScores, type ColourTally } from '../metrics';
+import { summarizeCaptions, type CaptionSetSummary } from '../metrics';
 import { captionFeatureSet, selectRows, type FeatureSet } from './caption-features';
 
 export interface FeatureEvaluation {
   /** Says where the figures come from: cached float features, not JPEG bytes through a bundle. */
   source: 'feature cache (float)';
   images: number;
-  byBeam: Record<string, Omit<CaptionScores, 'perImage'> & { distinct: number; colours: ColourTally }>;
+  byBeam: Record<string, CaptionSetSummary>;
 }
 
 /**
@@ -30,9 +30,7 @@ export function evaluateOnFeatures(o: {
   const weights = decoderWeights(o.decoder);
   const out: FeatureEvaluation = { source: 'feature cache (float)', images: o.names.length, byBeam: {} };
   for (const beam of o.beams) {
-    const caps = captionFeatureSet(weights, o.vocab, set, { beam, maxLength: o.maxLength });
-    const { perImage: _perImage, ...scores } = scoreCaptions(refs, caps);
-    out.byBeam[String(beam)] = { ...scores, distinct: new Set(caps.values()).size, colours: unsupportedColours(refs, caps) };
+    out.byBeam[String(beam)] = summarizeCaptions(refs, captionFeatureSet(weights, o.vocab, set, { beam, maxLength: o.maxLength }));
   }
   return out;
 }

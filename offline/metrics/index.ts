@@ -1,5 +1,6 @@
 import { type CaptionMap, corpusBleu } from './bleu';
 import { ciderD } from './cider';
+import { unsupportedColours, type ColourTally } from './colours';
 
 export * from './bleu';
 export * from './cider';
@@ -12,6 +13,15 @@ export interface CaptionScores {
   bleu4: number;
   ciderD: number;
   perImage: Record<string, { bleu4: number; ciderD: number }>;
+}
+
+/** A caption set's corpus scores, how many distinct captions it has, and its made-up colours. */
+export type CaptionSetSummary = Omit<CaptionScores, 'perImage'> & { distinct: number; colours: ColourTally };
+
+/** Corpus BLEU-1..4 and CIDEr-D, distinct captions and unsupported colour words of one caption set. */
+export function summarizeCaptions(refs: Map<string, string[]>, caps: Map<string, string>): CaptionSetSummary {
+  const { perImage: _perImage, ...scores } = scoreCaptions(refs, caps);
+  return { ...scores, distinct: new Set(caps.values()).size, colours: unsupportedColours(refs, caps) };
 }
 
 /** Corpus BLEU-1..4 and CIDEr-D plus per-image BLEU-4 / CIDEr-D, coco-caption style. */
