@@ -11,12 +11,15 @@ beforeAll(async () => {
 });
 
 describe('isolate warm-up bundle and photo', () => {
-  it('load through the serving path (core-ops encoder, attention, uint8 and float16) and caption', async () => {
+  it('load through the serving path (core-ops encoder, attention, uint4, uint8 and float16) and caption', async () => {
     const files = warmupBundle();
     const specs = JSON.parse(new TextDecoder().decode(files.get('decoder/model.json')!)).weightsManifest[0].weights as { quantization: { dtype: string } }[];
-    // Both dequantization loops run: the output kernel is large enough for uint8, the rest float16.
-    expect(new Set(specs.map((w) => w.quantization.dtype))).toEqual(new Set(['uint8', 'float16']));
+    // Every dequantization path runs: the output kernel uint4, the embedding uint8, the rest float16.
+    expect(new Set(specs.map((w) => w.quantization.dtype))).toEqual(new Set(['uint4', 'uint8', 'float16']));
     const bundle = await loadServingBundle(memorySource(files));
+    // Written straight in the uint4 layout: the reader finds the 16 levels of the ±0.5 values.
+    const logits = Array.from(bundle.decoder.logits.kernel.dataSync());
+    expect(new Set(logits.map((x) => Math.round((x + 0.5) * 15 * 1000) / 1000))).toEqual(new Set(Array.from({ length: 16 }, (_, i) => i)));
     expect(bundle.encoderPath).toBe('ops');
     expect(bundle.decoder.attention?.config).toEqual({ grid: [4, 4], channels: 8, size: 4, temperature: 10 });
     bundle.dispose();

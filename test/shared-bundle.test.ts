@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadBundle } from '../shared/bundle/load';
+import { loadBundle, loadServingBundle } from '../shared/bundle/load';
 import { BundleError, validateManifest } from '../shared/bundle/manifest';
 import { rng } from '../offline/random';
 import { quantizeWeights, toFloat16, UINT8_MIN_ELEMENTS } from '../shared/bundle/quantize';
 import { memorySource } from '../shared/bundle/source';
+import { uint4ByteLength } from '../shared/bundle/uint4';
 import { CaptionOptionError, loadCaptioner } from '../shared/captioner';
 import type { RgbImage } from '../shared/image/types';
 import { tinyBundle, tinyConfidence } from './helpers/tiny-bundle';
@@ -92,6 +93,39 @@ describe('model bundle', () => {
         expect(spec.quantization.dtype).toBe(q === 'uint8' && n < UINT8_MIN_ELEMENTS ? 'float16' : q);
       }
     }
+  });
+
+  it("uint4 stores the decoder's large matrices 4-bit per column, the encoder uint8; both loaders read it alike", async () => {
+    const big = { attention: true, widthMultiplier: 1 / 8, units: 64, extraWords: 300 };
+    const [full, u8, u4] = await Promise.all((['none', 'uint8', 'uint4'] as const).map((quantization) => tinyBundle({ ...big, quantization })));
+    const specsOf = (files: Map<string, Uint8Array>, part: string): tf.io.WeightsManifestEntry[] => JSON.parse(dec.decode(files.get(`${part}/model.json`)!)).weightsManifest[0].weights;
+    const large = (s: tf.io.WeightsManifestEntry) => s.shape.reduce((a, b) => a * b, 1) >= UINT8_MIN_ELEMENTS;
+    const decoderSpecs = specsOf(u4, 'decoder');
+    expect(decoderSpecs.filter(large).length).toBeGreaterThanOrEqual(2);
+    for (const s of decoderSpecs) expect(s.quantization?.dtype).toBe(large(s) ? 'uint4' : 'float16');
+    expect(specsOf(u4, 'encoder')).toEqual(specsOf(u8, 'encoder'));
+    expect(u4.get('encoder/weights.bin')).toEqual(u8.get('encoder/weights.bin'));
+    // Each large matrix: half a byte per weight and 8 bytes of range per column, instead of a byte.
+    const saved = decoderSpecs.filter(large).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) - uint4ByteLength(s.shape), 0);
+    expect(saved).toBeGreaterThan(10000);
+    expect(u4.get('decoder/weights.bin')!.byteLength).toBe(u8.get('decoder/weights.bin')!.byteLength - saved);
+    expect(JSON.parse(dec.decode(u4.get('manifest.json')!)).quantization).toBe('uint4');
+
+    const layers = await loadBundle(memorySource(u4));
+    const serving = await loadServingBundle(memorySource(u4));
+    const float = await loadBundle(memorySource(full));
+    const want = float.decoder.getLayer('logits').getWeights()[0];
+    const viaLayers = layers.decoder.getLayer('logits').getWeights()[0];
+    expect(tf.max(tf.abs(tf.sub(viaLayers, serving.decoder.logits.kernel))).dataSync()[0]).toBe(0);
+    const rms = (t: tf.Tensor) => Math.sqrt(tf.mean(tf.square(t)).dataSync()[0]);
+    const relative = rms(tf.sub(viaLayers, want)) / rms(want);
+    expect(relative).toBeGreaterThan(0.01);
+    expect(relative).toBeLessThan(0.13);
+    const c = await loadCaptioner(memorySource(u4));
+    expect(c.caption(image(1), { beam: 3 }).caption.split(' ').length).toBeGreaterThan(0);
+    for (const b of [layers, float]) for (const m of [b.encoder, b.decoder]) m.dispose();
+    serving.dispose();
+    c.dispose();
   });
 
   it('uint8 clips the far tail of heavy-tailed weights when that lowers the squared error', () => {

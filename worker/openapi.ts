@@ -2,6 +2,8 @@
  * The API's OpenAPI 3.1 description, served at GET /v1/openapi.json. test/http/openapi.test.ts
  * validates real answers of a running worker against these schemas, so it cannot drift.
  */
+import { QUANTIZATIONS } from '../shared/bundle/manifest';
+
 const error = {
   type: 'object',
   required: ['error'],
@@ -158,7 +160,7 @@ export const OPENAPI = {
           description: { type: ['string', 'null'] },
           encoder: { type: 'object', required: ['architecture', 'inputSize', 'featureSize'] },
           decoder: { type: 'object', required: ['architecture', 'vocabSize', 'maxLength'] },
-          quantization: { type: 'string', enum: ['none', 'float16', 'uint8'] },
+          quantization: { type: 'string', enum: [...QUANTIZATIONS] },
           bundleBytes: { type: 'integer', minimum: 0 },
           training: { type: ['object', 'null'] },
           metrics: { type: ['object', 'null'] },

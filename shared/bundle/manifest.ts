@@ -4,13 +4,15 @@ import { confidenceModelProblems, type ConfidenceModel } from '../confidence';
  * The model bundle's manifest: the one contract between the offline pipeline and the worker.
  * A bundle is a folder: manifest.json, encoder/model.json + shards, decoder/model.json + shards,
  * vocab.json. Weight files are plain tfjs-layers artifacts (quantized with tfjs's own
- * `weightsManifest[].weights[].quantization`), so stock tfjs can load them too.
+ * `weightsManifest[].weights[].quantization`), so stock tfjs can load them too, except the 4-bit
+ * matrices of a 'uint4' bundle (`quantization: { dtype: 'uint4' }`, layout in uint4.ts).
  */
 export const BUNDLE_FORMAT = 'edge-captioner-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
 
-export type Quantization = 'none' | 'float16' | 'uint8';
-export const QUANTIZATIONS: readonly Quantization[] = ['none', 'float16', 'uint8'];
+/** 'uint4': the decoder's large matrices 4-bit per column, the encoder as 'uint8' (quantize.ts). */
+export type Quantization = 'none' | 'float16' | 'uint8' | 'uint4';
+export const QUANTIZATIONS: readonly Quantization[] = ['none', 'float16', 'uint8', 'uint4'];
 
 export interface Normalization {
   /** Channel order the encoder expects. */

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { Quantization } from './manifest';
 import { quantizeWeights } from './quantize';
+import { decodeWeightData } from './weight-data';
 import { dirname, joinPath, type BundleSource } from './source';
 
 /** Serialises a layers model to `<dir>/model.json` + `<dir>/weights.bin` (quantized as asked). */
@@ -61,13 +62,25 @@ export async function loadLayersModel(source: BundleSource, modelPath: string): 
   return layersModelFrom(await readModelFile(source, modelPath));
 }
 
-/** Builds the tfjs-layers model of a model file read by `readModelFile`. */
+/**
+ * Builds the tfjs-layers model of a model file read by `readModelFile`. Its weights are decoded
+ * by `decodeWeightData`, not by tfjs: a 'uint4' bundle's matrices are ours alone.
+ */
 export async function layersModelFrom(file: ModelFile): Promise<tfl.LayersModel> {
   const { topology, specs, data } = file;
-  const weightData = (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : data.slice().buffer) as ArrayBuffer;
-  const handler: tf.io.IOHandler = { load: async () => ({ modelTopology: withZeroInitializers(topology), weightSpecs: specs, weightData, format: file.format }) };
-  // strict (the default): every weight must come from the file, so no initializer value survives.
-  return tfl.loadLayersModel(handler, { strict: true });
+  const handler: tf.io.IOHandler = { load: async () => ({ modelTopology: withZeroInitializers(topology), format: file.format }) };
+  const model = await tfl.loadLayersModel(handler);
+  const weights = decodeWeightData(specs, data);
+  try {
+    // strict: every weight must come from the file, so no initializer value survives.
+    model.loadWeights(Object.fromEntries(weights), true);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    tf.dispose([...weights.values()]);
+  }
+  return model;
 }
 
 /**

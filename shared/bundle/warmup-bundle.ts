@@ -1,6 +1,7 @@
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from './manifest';
 import type * as tf from '@tensorflow/tfjs-core';
 import { toFloat16, UINT8_MIN_ELEMENTS } from './quantize';
+import { uint4ByteLength, uint4Spec } from './uint4';
 
 /**
  * A 24×16 baseline JPEG (a colour gradient, quality 80; jpeg-js's encoder, see
@@ -11,10 +12,13 @@ export const WARMUP_JPEG_BASE64 =
 
 export const WARMUP_GRID_LAYER = 'conv3';
 
+/** The warm-up decoder's weight stored as uint4 (its other large one, the embedding, is uint8). */
+const UINT4_WEIGHT = 'logits/kernel';
+
 /**
  * A tiny attention bundle (16² input, 1,100 words) with deterministic weights, for warming an
  * isolate: loading and captioning with it runs the serving code that a real bundle does (manifest
- * checks, uint8 and float16 dequantization, the convolution chain, beam search with attention),
+ * checks, uint4, uint8 and float16 dequantization, the convolution chain, beam search with attention),
  * so V8 has compiled it before the first request. Its decoder model.json holds only what the
  * serving loader reads (the grid input and the attention scale), not a full tfjs-layers graph.
  */
@@ -27,15 +31,24 @@ export function warmupBundle(): Map<string, Uint8Array> {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       return ((s >>> 8) / 2 ** 24 - 0.5) * 2 * scale;
     });
-  // Written straight in the stored forms (uint8 for large tensors, float16 for small), as an
-  // exported uint8 bundle stores them: no quantization search at every isolate start.
+  // Written straight in the stored forms (uint4 or uint8 for large tensors, float16 for small), as
+  // an exported bundle stores them: no quantization search at every isolate start.
   const modelFile = (topology: unknown, weights: [string, number[]][]) => {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const chunks: Uint8Array[] = [];
     for (const [name, shape] of weights) {
       const n = shape.reduce((x, y) => x * y, 1);
       const v = values(n, 0.5);
-      if (n >= UINT8_MIN_ELEMENTS) {
+      if (n >= UINT8_MIN_ELEMENTS && name === UINT4_WEIGHT) {
+        const cols = shape[shape.length - 1];
+        const bytes = new Uint8Array(uint4ByteLength(shape));
+        const m = Math.ceil(n / 2);
+        for (let i = 0; i < n; i++) bytes[i % m] |= Math.round((v[i] + 0.5) * 15) << (i < m ? 0 : 4);
+        const ranges = new Float32Array(2 * cols).fill(1 / 15, 0, cols).fill(-0.5, cols);
+        bytes.set(new Uint8Array(ranges.buffer), m);
+        specs.push(uint4Spec({ name, shape, dtype: 'float32' }));
+        chunks.push(bytes);
+      } else if (n >= UINT8_MIN_ELEMENTS) {
         specs.push({ name, shape, dtype: 'float32', quantization: { dtype: 'uint8', min: -0.5, scale: 1 / 255 } });
         chunks.push(Uint8Array.from(v, (x) => Math.round((x + 0.5) * 255)));
       } else {
@@ -75,8 +88,9 @@ export function warmupBundle(): Map<string, Uint8Array> {
     ['projection/kernel', [8, 6]], ['projection/bias', [6]],
   ]);
 
-  // V ≥ 1,024 so the output layer's kernel (16 × V) is large enough to be stored as uint8.
-  const [V, E, U, M, S, F, C, cells] = [1100, 4, 8, 16, 4, 6, 8, 16];
+  // V ≥ 1,024 so the output layer's kernel (16 × V) and the embedding (V × 16) are large enough
+  // to be stored quantized: the one as uint4, the other as uint8, so both paths run.
+  const [V, E, U, M, S, F, C, cells] = [1100, 16, 8, 16, 4, 6, 8, 16];
   const decoderTopology = { class_name: 'Model', config: { layers: [{ name: 'grid', class_name: 'InputLayer', config: { batch_input_shape: [null, cells, C] } }, { name: 'att_scale', class_name: 'Rescaling', config: { scale: 10 } }] } };
   const [decoderJson, decoderWeights] = modelFile(decoderTopology, [
     ['embedding/embeddings', [V, E]],
@@ -98,7 +112,7 @@ export function warmupBundle(): Map<string, Uint8Array> {
     formatVersion: BUNDLE_FORMAT_VERSION,
     id: 'isolate-warmup',
     version: '1',
-    quantization: 'uint8',
+    quantization: 'uint4',
     encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 16, featureSize: F, normalization: { channelOrder: 'rgb', mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] }, grid: { layer: WARMUP_GRID_LAYER, shape: [4, 4, C] } },
     decoder: { architecture: 'lstm-attention', modelPath: 'decoder/model.json', vocabSize: V, embeddingSize: E, units: U, maxLength: 6, attention: { grid: [4, 4], channels: C, size: S, temperature: 10 } },
     vocabulary: { path: 'vocab.json', specialTokens: { pad: '<pad>', start: '<start>', end: '<end>', unknown: '<unk>' } },

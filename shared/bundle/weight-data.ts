@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { dequantizeUint4, isUint4, uint4ByteLength } from './uint4';
 
 /**
- * A model file's weights as named tensors (uint8/uint16 affine, float16, float32), from bytes that
- * may be a view into a larger buffer; too little data is an error naming the first weight that
- * does not fit, not a silent short read.
+ * A model file's weights as named tensors (uint4 per column, uint8/uint16 affine, float16,
+ * float32), from bytes that may be a view into a larger buffer; too little data is an error naming
+ * the first weight that does not fit, not a silent short read.
  */
 export function decodeWeightData(specs: readonly tf.io.WeightsManifestEntry[], data: Uint8Array): Map<string, tf.Tensor> {
   let offset = 0;
@@ -12,15 +13,16 @@ export function decodeWeightData(specs: readonly tf.io.WeightsManifestEntry[], d
     const n = spec.shape.reduce((a, b) => a * b, 1);
     const q = spec.quantization?.dtype;
     const bytesPer = q ? { uint8: 1, uint16: 2, float16: 2 }[q as string] : { float32: 4, int32: 4, bool: 1 }[spec.dtype as string];
-    if (!bytesPer) throw new Error(`weight '${spec.name}': unsupported ${q ? `quantization ${q}` : `dtype ${spec.dtype}`}`);
-    if (offset + n * bytesPer > data.byteLength) throw new Error(`weight '${spec.name}' [${spec.shape.join(', ')}] runs past the end of the weight data (${data.byteLength} bytes)`);
-    parts.push({ spec, bytes: data.subarray(offset, offset + n * bytesPer) });
-    offset += n * bytesPer;
+    const size = isUint4(spec) && spec.dtype === 'float32' ? uint4ByteLength(spec.shape) : bytesPer && n * bytesPer;
+    if (!size) throw new Error(`weight '${spec.name}': unsupported ${q ? `quantization ${q}` : `dtype ${spec.dtype}`}`);
+    if (offset + size > data.byteLength) throw new Error(`weight '${spec.name}' [${spec.shape.join(', ')}] runs past the end of the weight data (${data.byteLength} bytes)`);
+    parts.push({ spec, bytes: data.subarray(offset, offset + size) });
+    offset += size;
   }
   const out = new Map<string, tf.Tensor>();
   // One float buffer for every quantized tensor, sized to the largest: a fresh one per tensor
   // (≈ 12 MB in all for the shipped bundle) made the cold isolate collect garbage mid-request.
-  const largest = Math.max(0, ...parts.filter((p) => isAffine(p.spec)).map((p) => p.bytes.byteLength / (p.spec.quantization!.dtype === 'uint8' ? 1 : 2)));
+  const largest = Math.max(0, ...parts.map((p) => scratchLength(p.spec)));
   const scratch = new Float32Array(largest);
   try {
     for (const { spec, bytes } of parts) out.set(spec.name, decodeOne(spec, bytes, scratch));
@@ -31,6 +33,13 @@ export function decodeWeightData(specs: readonly tf.io.WeightsManifestEntry[], d
   return out;
 }
 
+/** Floats of scratch a weight's dequantization needs (0: none). */
+function scratchLength(spec: tf.io.WeightsManifestEntry): number {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  if (isUint4(spec)) return Math.ceil(n / 2);
+  return isAffine(spec) ? n : 0;
+}
+
 /** uint8/uint16 affine quantization of a float32 weight: dequantized by `decodeOne`'s fast path. */
 function isAffine(spec: tf.io.WeightsManifestEntry): boolean {
   const q = spec.quantization;
@@ -38,6 +47,7 @@ function isAffine(spec: tf.io.WeightsManifestEntry): boolean {
 }
 
 function decodeOne(spec: tf.io.WeightsManifestEntry, bytes: Uint8Array, scratch: Float32Array): tf.Tensor {
+  if (isUint4(spec)) return dequantizeUint4(bytes, spec.shape, scratch);
   const q = spec.quantization;
   if (q && isAffine(spec)) {
     // Not tf.io.decodeWeights' per-value JS loop: in a cold isolate that loop is still

@@ -2,6 +2,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Vocabulary } from '../text/vocabulary';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, validateManifest, type BundleManifest, type Quantization } from './manifest';
 import { serializeLayersModel } from './model-io';
+import { encoderQuantization } from './quantize';
 
 export interface BundleContents {
   manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'quantization' | 'vocabulary' | 'createdAt'> & { createdAt?: string };
@@ -29,7 +30,7 @@ export async function writeBundle(c: BundleContents): Promise<Map<string, Uint8A
     ['manifest.json', enc.encode(JSON.stringify(manifest, null, 2))],
     ['vocab.json', enc.encode(JSON.stringify(c.vocabulary.toJSON()))],
   ]);
-  for (const [p, b] of await serializeLayersModel(c.encoder, 'encoder', c.quantization)) files.set(p, b);
+  for (const [p, b] of await serializeLayersModel(c.encoder, 'encoder', encoderQuantization(c.quantization))) files.set(p, b);
   for (const [p, b] of await serializeLayersModel(c.decoder, 'decoder', c.quantization)) files.set(p, b);
   return files;
 }

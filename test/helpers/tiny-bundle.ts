@@ -6,7 +6,7 @@ import { toEncoderInput } from '../../shared/image/normalize';
 import { writeBundle } from '../../shared/bundle/write';
 import { UNIT_RANGE_NORMALIZATION } from '../../shared/image/normalize';
 import { buildDecoder } from '../../shared/models/decoder';
-import { buildCompactVgg16, compactVgg16Cost } from '../../shared/models/vgg16';
+import { blockWidths, buildCompactVgg16, compactVgg16Cost } from '../../shared/models/vgg16';
 import { Vocabulary } from '../../shared/text/vocabulary';
 
 /** The tiny encoder's last grid: block5_conv3 of a 32² input. */
@@ -18,15 +18,20 @@ export const TINY_WORDS = ['a', 'dog', 'cat', 'runs', 'sits', 'on', 'the', 'gras
  * A random-weight bundle built with the project's own model code: a ÷16-width compact VGG16 at
  * 32² and a small LSTM decoder. Tests use it so they never depend on a trained model.
  */
-export async function tinyBundle(opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel; attention?: boolean; featureSize?: number } = {}): Promise<Map<string, Uint8Array>> {
-  const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS]);
+export async function tinyBundle(
+  opts: { quantization?: Quantization; seed?: number; neverEnds?: boolean; confidence?: ConfidenceModel; attention?: boolean; featureSize?: number; widthMultiplier?: number; units?: number; extraWords?: number } = {},
+): Promise<Map<string, Uint8Array>> {
+  // extraWords, units and widthMultiplier make tensors large enough to be quantized (≥ 16,384 weights).
+  const vocab = new Vocabulary(['<pad>', '<start>', '<end>', '<unk>', ...TINY_WORDS, ...Array.from({ length: opts.extraWords ?? 0 }, (_, i) => `word${i}`)]);
   const featureSize = opts.featureSize ?? 24;
-  const vgg = { widthMultiplier: 1 / 16, inputSize: 32, featureSize };
+  const units = opts.units ?? 16;
+  const vgg = { widthMultiplier: opts.widthMultiplier ?? 1 / 16, inputSize: 32, featureSize };
   const encoder = buildCompactVgg16(vgg, { seed: 1 });
   // With attention: over block5_conv3, the last 2×2 grid (32 channels) of the 32² input.
   // A high temperature: maps that visibly differ per cell even with random weights.
-  const attention = opts.attention ? { grid: TINY_GRID, channels: 32, size: 8, temperature: 10 } : undefined;
-  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize, embeddingSize: 8, units: 16, maxLength: 8, dropout: 0, attention });
+  const channels = blockWidths(vgg.widthMultiplier).at(-1)!;
+  const attention = opts.attention ? { grid: TINY_GRID, channels, size: 8, temperature: 10 } : undefined;
+  const decoder = buildDecoder({ vocabSize: vocab.size, featureSize, embeddingSize: 8, units, maxLength: 8, dropout: 0, attention });
   // Larger random weights than the initialisers give, so captions vary with the image.
   let s = opts.seed ?? 1;
   for (const layer of decoder.layers) {
@@ -53,14 +58,14 @@ export async function tinyBundle(opts: { quantization?: Quantization; seed?: num
         widthMultiplier: vgg.widthMultiplier,
         params: cost.params,
         flops: cost.flops,
-        ...(attention ? { grid: { layer: 'block5_conv3', shape: [...TINY_GRID, 32] as [number, number, number] } } : {}),
+        ...(attention ? { grid: { layer: 'block5_conv3', shape: [...TINY_GRID, channels] as [number, number, number] } } : {}),
       },
       decoder: {
         architecture: attention ? 'lstm-attention' : 'lstm-inject-merge',
         modelPath: 'decoder/model.json',
         vocabSize: vocab.size,
         embeddingSize: 8,
-        units: 16,
+        units,
         maxLength: 8,
         ...(attention ? { attention } : {}),
       },
