@@ -34,7 +34,11 @@ describe('isolate warm-up bundle and photo', () => {
     const captioner = await loadCaptioner(memorySource(files), { warmup: false });
     const before = tf.memory().numTensors;
     const a = captioner.caption(image, { beam: 3 });
-    expect(a.caption.split(' ').every((w) => /^w\d+$/.test(w))).toBe(true);
+    expect(a.caption.split(' ').every((w) => /^(w\d+|red|blue)$/.test(w))).toBe(true);
+    // The colour check and the confidence ran too: what the shipped bundle's first caption needs.
+    expect(captioner.manifest.colourCheck?.words).toEqual(['red', 'blue']);
+    expect(a.confidence).toBeGreaterThanOrEqual(0);
+    expect(a.confidence).toBeLessThanOrEqual(1);
     // Deterministic weights: the same caption every time (no random values in a Worker's global scope).
     const again = await loadCaptioner(memorySource(warmupBundle()), { warmup: false });
     expect(again.caption(image, { beam: 3 }).caption).toBe(a.caption);

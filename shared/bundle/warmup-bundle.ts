@@ -1,3 +1,5 @@
+import { COLOUR_BINS } from '../colour-check';
+import { IMAGE_STAT_NAMES } from '../confidence';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from './manifest';
 import type * as tf from '@tensorflow/tfjs-core';
 import { toFloat16, UINT8_MIN_ELEMENTS } from './quantize';
@@ -18,8 +20,9 @@ const UINT4_WEIGHT = 'logits/kernel';
 /**
  * A tiny attention bundle (16² input, 1,100 words) with deterministic weights, for warming an
  * isolate: loading and captioning with it runs the serving code that a real bundle does (manifest
- * checks, uint4, uint8 and float16 dequantization, the convolution chain, beam search with attention),
- * so V8 has compiled it before the first request. Its decoder model.json holds only what the
+ * checks, uint4, uint8 and float16 dequantization, the convolution chain, beam search with attention,
+ * the colour check and the confidence's image statistics), so V8 has compiled it before the first
+ * request (the last two, left cold, cost the first request ≈ 15 ms). Its decoder model.json holds only what the
  * serving loader reads (the grid input and the attention scale), not a full tfjs-layers graph.
  */
 export function warmupBundle(): Map<string, Uint8Array> {
@@ -106,7 +109,18 @@ export function warmupBundle(): Map<string, Uint8Array> {
     ['logits/kernel', [M, V]], ['logits/bias', [V]],
   ]);
 
-  const words = ['<pad>', '<start>', '<end>', '<unk>', ...Array.from({ length: V - 4 }, (_, i) => `w${i}`)];
+  const colourWords = ['red', 'blue'];
+  const words = ['<pad>', '<start>', '<end>', '<unk>', ...colourWords, ...Array.from({ length: V - 4 - colourWords.length }, (_, i) => `w${i}`)];
+  const colourWeights = toFloat16(values((F + COLOUR_BINS.length) * colourWords.length, 0.5));
+  const colourCheck = { version: 1, words: colourWords, featureSize: F, weights: btoa(String.fromCharCode(...new Uint8Array(colourWeights.buffer))), bias: [0, 0], threshold: 0.5 };
+  const k = IMAGE_STAT_NAMES.length;
+  const ones = Array<number>(k).fill(1);
+  const identity = ones.map((_, i) => ones.map((__, j) => (i === j ? 1 : 0)));
+  const confidence = {
+    version: 1,
+    imageStats: { mean: Array<number>(k).fill(0), inverseCovariance: identity, limit: 10, min: Array<number>(k).fill(-10), max: Array<number>(k).fill(10), std: ones },
+    logistic: { center: [0, 0, 0], scale: [1, 1, 1], weights: [1, 0.1, -0.5], bias: 0 },
+  };
   const manifest = {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
@@ -116,6 +130,8 @@ export function warmupBundle(): Map<string, Uint8Array> {
     encoder: { architecture: 'compact-vgg16', modelPath: 'encoder/model.json', inputSize: 16, featureSize: F, normalization: { channelOrder: 'rgb', mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] }, grid: { layer: WARMUP_GRID_LAYER, shape: [4, 4, C] } },
     decoder: { architecture: 'lstm-attention', modelPath: 'decoder/model.json', vocabSize: V, embeddingSize: E, units: U, maxLength: 6, attention: { grid: [4, 4], channels: C, size: S, temperature: 10 } },
     vocabulary: { path: 'vocab.json', specialTokens: { pad: '<pad>', start: '<start>', end: '<end>', unknown: '<unk>' } },
+    colourCheck,
+    confidence,
   };
   return new Map([
     ['manifest.json', enc.encode(JSON.stringify(manifest))],
