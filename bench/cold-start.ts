@@ -25,6 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startWranglerDev } from '../test/helpers/wrangler-dev';
 import { photoJpeg } from './images';
+import { warmHttpClient } from './warm-client';
 import { median } from './stats';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, warm: { type: 'string', default: '10' }, against: { type: 'string' }, 'assets-before': { type: 'string' }, page: { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-cold-start.json' } } });
@@ -66,6 +67,7 @@ async function coldStart(tree: string, assetsDir: string): Promise<Run> {
   }
 }
 
+await warmHttpClient(photo);
 const trees = args.against ? { before: args.against === 'bare' ? 'bare' : resolve(args.against), this: root } : { this: root };
 const runs: Record<string, Run[]> = Object.fromEntries(Object.keys(trees).map((k) => [k, []]));
 for (let i = 0; i < Number(args.runs); i++) {
