@@ -70,12 +70,18 @@ export function quantizeUint4(values: Float32Array, shape: readonly number[]): {
       energy += column[r] * column[r];
     }
   }
-  const m = Math.ceil(n / 2);
-  const bytes = new Uint8Array(uint4ByteLength(shape));
+  return { bytes: packUint4(codes, scales, mins), relativeError: energy > 0 ? Math.sqrt(err / energy) : 0 };
+}
+
+/** The stored bytes of row-major codes (0..15) and each column's scale and min, as laid out above. */
+export function packUint4(codes: Uint8Array, scales: Float32Array, mins: Float32Array): Uint8Array {
+  const m = Math.ceil(codes.length / 2);
+  const cols = scales.length;
+  const bytes = new Uint8Array(m + 8 * cols);
   for (let i = 0; i < m; i++) bytes[i] = codes[i] | ((codes[i + m] ?? 0) << 4);
-  bytes.set(new Uint8Array(scales.buffer), m);
-  bytes.set(new Uint8Array(mins.buffer), m + 4 * cols);
-  return { bytes, relativeError: energy > 0 ? Math.sqrt(err / energy) : 0 };
+  bytes.set(new Uint8Array(scales.buffer, scales.byteOffset, 4 * cols), m);
+  bytes.set(new Uint8Array(mins.buffer, mins.byteOffset, 4 * cols), m + 4 * cols);
+  return bytes;
 }
 
 /**

@@ -3,7 +3,7 @@ import { IMAGE_STAT_NAMES } from '../confidence';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from './manifest';
 import type * as tf from '@tensorflow/tfjs-core';
 import { toFloat16, UINT8_MIN_ELEMENTS } from './quantize';
-import { uint4ByteLength, uint4Spec } from './uint4';
+import { packUint4, uint4Spec } from './uint4';
 
 /**
  * A 24×16 baseline JPEG (a colour gradient, quality 80; jpeg-js's encoder, see
@@ -44,13 +44,8 @@ export function warmupBundle(): Map<string, Uint8Array> {
       const v = values(n, 0.5);
       if (n >= UINT8_MIN_ELEMENTS && name === UINT4_WEIGHT) {
         const cols = shape[shape.length - 1];
-        const bytes = new Uint8Array(uint4ByteLength(shape));
-        const m = Math.ceil(n / 2);
-        for (let i = 0; i < n; i++) bytes[i % m] |= Math.round((v[i] + 0.5) * 15) << (i < m ? 0 : 4);
-        const ranges = new Float32Array(2 * cols).fill(1 / 15, 0, cols).fill(-0.5, cols);
-        bytes.set(new Uint8Array(ranges.buffer), m);
         specs.push(uint4Spec({ name, shape, dtype: 'float32' }));
-        chunks.push(bytes);
+        chunks.push(packUint4(Uint8Array.from(v, (x) => Math.round((x + 0.5) * 15)), new Float32Array(cols).fill(1 / 15), new Float32Array(cols).fill(-0.5)));
       } else if (n >= UINT8_MIN_ELEMENTS) {
         specs.push({ name, shape, dtype: 'float32', quantization: { dtype: 'uint8', min: -0.5, scale: 1 / 255 } });
         chunks.push(Uint8Array.from(v, (x) => Math.round((x + 0.5) * 255)));
