@@ -1,4 +1,4 @@
-import { COLOUR_BINS } from '../colour-check';
+import { COLOUR_BINS, encodeColourCheckWeights } from '../colour-check';
 import { IMAGE_STAT_NAMES } from '../confidence';
 import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from './manifest';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -106,8 +106,7 @@ export function warmupBundle(): Map<string, Uint8Array> {
 
   const colourWords = ['red', 'blue'];
   const words = ['<pad>', '<start>', '<end>', '<unk>', ...colourWords, ...Array.from({ length: V - 4 - colourWords.length }, (_, i) => `w${i}`)];
-  const colourWeights = toFloat16(values((F + COLOUR_BINS.length) * colourWords.length, 0.5));
-  const colourCheck = { version: 1, words: colourWords, featureSize: F, weights: btoa(String.fromCharCode(...new Uint8Array(colourWeights.buffer))), bias: [0, 0], threshold: 0.5 };
+  const colourCheck = { version: 1, words: colourWords, featureSize: F, weights: encodeColourCheckWeights(values((F + COLOUR_BINS.length) * colourWords.length, 0.5)), bias: [0, 0], threshold: 0.5 };
   const k = IMAGE_STAT_NAMES.length;
   const ones = Array<number>(k).fill(1);
   const identity = ones.map((_, i) => ones.map((__, j) => (i === j ? 1 : 0)));
