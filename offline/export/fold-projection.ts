@@ -34,13 +34,6 @@ export function foldProjection(b: { manifest: BundleManifest; encoder: tf.Layers
   const [P, bP] = proj.getWeights() as [tf.Tensor2D, tf.Tensor1D?];
   const outSize = P.shape[1];
   if (inSize >= outSize) throw new Error(`nothing to gain: '${proj.name}' maps ${inSize} pooled values to ${outSize} features, so folding it would not shrink what reads them`);
-  const foldMatrix = (W: tf.Tensor2D, bias: tf.Tensor1D | undefined): [tf.Tensor2D, tf.Tensor1D] =>
-    tf.tidy(() => {
-      const b0 = bias ?? tf.zeros([W.shape[1]]);
-      const shift = bP ? tf.matMul(bP.reshape([1, outSize]), W).reshape([W.shape[1]]) : tf.zeros([W.shape[1]]);
-      return [tf.matMul(P, W), tf.add(b0, shift) as tf.Tensor1D];
-    });
-
   const encoder = tf.model({ inputs: b.encoder.inputs, outputs: [pooled, ...b.encoder.outputs.slice(1)], name: b.encoder.name });
 
   const m = b.manifest;
@@ -60,7 +53,7 @@ export function foldProjection(b: { manifest: BundleManifest; encoder: tf.Layers
     if (!layer.weights.length) continue;
     const from = b.decoder.getLayer(layer.name).getWeights();
     if (FEATURE_READERS.includes(layer.name)) {
-      const folded = foldMatrix(from[0] as tf.Tensor2D, from[1] as tf.Tensor1D | undefined);
+      const folded = foldLinear(P, bP, from[0] as tf.Tensor2D, from[1] as tf.Tensor1D | undefined);
       layer.setWeights(folded);
       tf.dispose(folded);
     } else {
@@ -84,7 +77,16 @@ export function foldProjection(b: { manifest: BundleManifest; encoder: tf.Layers
   return { manifest, encoder, decoder, weightsRemoved: removed };
 }
 
-/** The colour check's regressions on the folded feature: the pooled rows become P·W, the bias takes b_P·W. */
+/** A linear map W (+ bias) that read the projection's output, made to read its input: [P·W, bias + b_P·W]. */
+function foldLinear(P: tf.Tensor2D, bP: tf.Tensor1D | undefined, W: tf.Tensor2D, bias: tf.Tensor1D | undefined): [tf.Tensor2D, tf.Tensor1D] {
+  return tf.tidy(() => {
+    const b0 = bias ?? tf.zeros([W.shape[1]]);
+    const shift = bP ? tf.matMul(bP.reshape([1, P.shape[1]]), W).reshape([W.shape[1]]) : tf.zeros([W.shape[1]]);
+    return [tf.matMul(P, W), tf.add(b0, shift) as tf.Tensor1D];
+  });
+}
+
+/** The colour check's regressions on the folded feature: its rows for the pooled feature folded as the decoder's maps are. */
 function foldColourCheck(check: ColourCheck, P: tf.Tensor2D, bP: tf.Tensor1D | undefined): ColourCheck {
   const words = check.words.length;
   const [inSize, outSize] = P.shape;
@@ -92,13 +94,10 @@ function foldColourCheck(check: ColourCheck, P: tf.Tensor2D, bP: tf.Tensor1D | u
   const all = colourCheckWeights(check);
   const bins = all.length / words - outSize;
   return tf.tidy(() => {
-    const W = tf.tensor2d(all.subarray(0, outSize * words), [outSize, words]);
-    const rest = all.subarray(outSize * words);
-    const folded = tf.matMul(P, W).dataSync() as Float32Array;
-    const shift = bP ? (tf.matMul(bP.reshape([1, outSize]), W).dataSync() as Float32Array) : new Float32Array(words);
+    const [W, bias] = foldLinear(P, bP, tf.tensor2d(all.subarray(0, outSize * words), [outSize, words]), tf.tensor1d(check.bias));
     const weights = new Float32Array((inSize + bins) * words);
-    weights.set(folded);
-    weights.set(rest, inSize * words);
-    return { ...check, featureSize: inSize, weights: encodeColourCheckWeights(weights), bias: check.bias.map((v, k) => v + shift[k]) };
+    weights.set(W.dataSync());
+    weights.set(all.subarray(outSize * words), inSize * words);
+    return { ...check, featureSize: inSize, weights: encodeColourCheckWeights(weights), bias: Array.from(bias.dataSync()) };
   });
 }
